@@ -1,0 +1,408 @@
+/** OpenAPI schema of BloomDeployment.spec (the single definition the CRD is generated from). */
+import { MAX_REPLICAS, TENSOR_PARALLEL_SIZES } from './constants.js';
+import { DEFAULTS } from './defaults-table.js';
+import {
+  NCCL_ENV_PREFIX,
+  RESERVED_ENV_NAMES,
+  RESERVED_ENV_PREFIX,
+  USER_SETTABLE_BLOOM_ENV_NAMES,
+  isReservedEnvName,
+} from './env-contract.js';
+import { array, boolean, integer, object, quantity, rule, string, stringMap, type Schema } from './schema-builder.js';
+import type { ModelSource, WorkerEnvVar } from './types.js';
+
+/** Qualified name (label key, extended resource name): optional DNS-subdomain prefix and '/', then a name of at most 63 characters. */
+export const QUALIFIED_NAME_REGEX =
+  '^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+const ENV_NAME_PATTERN = '^[-._a-zA-Z][-._a-zA-Z0-9]*$';
+const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'];
+
+const celList = (values: readonly (string | number)[]): string =>
+  `[${values.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ')}]`;
+
+function port(description: string, defaultValue: number): Schema {
+  return integer(`${description} 1..65535. Default ${defaultValue}.`, { minimum: 1, maximum: 65535, default: defaultValue });
+}
+
+function seconds(description: string, defaultValue: number, minimum = 0): Schema {
+  return integer(`${description} Default ${defaultValue}.`, { minimum, default: defaultValue });
+}
+
+function modelSchema(): Schema {
+  const source = object(
+    'Where the shards live. Set exactly one of persistentVolumeClaim, hostPath, image. The volume is mounted read-only in every rank pod.',
+    {
+      persistentVolumeClaim: object(
+        'A PersistentVolumeClaim (in the BloomDeployment namespace) holding the converted shards; it must allow ReadOnlyMany or all ranks must land on one node.',
+        { claimName: string('Name of the PersistentVolumeClaim.', { minLength: 1, maxLength: 253 }) },
+        { required: ['claimName'] },
+      ),
+      hostPath: object(
+        'A directory on every node that may run a rank (pre-staged shards, local NVMe). Mounted as hostPath type Directory.',
+        {
+          path: string('Absolute directory path on the node.', {
+            minLength: 1,
+            maxLength: 4096,
+            'x-kubernetes-validations': [
+              rule("self.startsWith('/')", 'spec.model.source.hostPath.path must be an absolute path', (self: string) =>
+                self.startsWith('/'),
+              ),
+            ],
+          }),
+        },
+        { required: ['path'] },
+      ),
+      image: object(
+        'An OCI image (or artifact) holding the shards, mounted as an image volume (Kubernetes >= 1.33 with the ImageVolume feature).',
+        {
+          reference: string('Image reference, e.g. registry.example.com/models/bloom-176b-int8-tp8:v1.', {
+            minLength: 1,
+            maxLength: 1024,
+          }),
+          pullPolicy: string(`Pull policy of the model image: Always, IfNotPresent or Never. Default ${DEFAULTS.imageVolumePullPolicy}.`, {
+            enum: PULL_POLICIES,
+            default: DEFAULTS.imageVolumePullPolicy,
+          }),
+        },
+        { required: ['reference'] },
+      ),
+    },
+    {
+      'x-kubernetes-validations': [
+        rule(
+          '[has(self.persistentVolumeClaim), has(self.hostPath), has(self.image)].filter(x, x).size() == 1',
+          'spec.model.source must set exactly one of persistentVolumeClaim, hostPath, image',
+          (self: ModelSource) => [self.persistentVolumeClaim, self.hostPath, self.image].filter((x) => x !== undefined).length === 1,
+        ),
+      ],
+    },
+  );
+  return object(
+    'The model every group serves: its shard format and where the shards live. BLOOM_MODEL_DIR = mountPath/path.',
+    {
+      format: string(
+        `Shard format. bloom-int8: the project's format (one safetensors file per rank + manifest; convert Hugging Face or DeepSpeed-Inference INT8 checkpoints into it). Default ${DEFAULTS.model.format}.`,
+        { enum: ['bloom-int8'], default: DEFAULTS.model.format },
+      ),
+      source,
+      path: string('Directory inside the volume that holds the shard manifest, relative (no leading "/", no ".."). Default "" (the volume root).', {
+        maxLength: 1024,
+        default: DEFAULTS.model.path,
+        'x-kubernetes-validations': [
+          rule(
+            "!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)')",
+            'spec.model.path must be a relative path inside the volume without ".." segments',
+            (self: string) => !self.startsWith('/') && !/(^|\/)\.\.(\/|$)/.test(self),
+          ),
+        ],
+      }),
+      mountPath: string(`Where the model volume is mounted in the worker container (absolute, not under /dev/shm). Default ${DEFAULTS.model.mountPath}.`, {
+        minLength: 1,
+        maxLength: 1024,
+        default: DEFAULTS.model.mountPath,
+        'x-kubernetes-validations': [
+          rule(
+            "self.startsWith('/') && self != '/' && self != '/dev/shm' && !self.startsWith('/dev/shm/')",
+            'spec.model.mountPath must be an absolute path other than / and outside /dev/shm',
+            (self: string) => self.startsWith('/') && self !== '/' && self !== '/dev/shm' && !self.startsWith('/dev/shm/'),
+          ),
+        ],
+      }),
+    },
+    { required: ['source'] },
+  );
+}
+
+function keyRef(what: string): Schema {
+  return object(
+    `Selects a key of a ${what} in the BloomDeployment namespace.`,
+    {
+      name: string(`Name of the ${what}.`, { minLength: 1, maxLength: 253 }),
+      key: string(`Key inside the ${what}.`, { minLength: 1, maxLength: 253 }),
+      optional: boolean(`Whether the ${what} or its key may be missing.`),
+    },
+    { required: ['name', 'key'] },
+  );
+}
+
+function envSchema(): Schema {
+  const valueFrom = object(
+    'Source of the value: exactly one of secretKeyRef, configMapKeyRef, fieldRef.',
+    {
+      secretKeyRef: keyRef('Secret'),
+      configMapKeyRef: keyRef('ConfigMap'),
+      fieldRef: object(
+        'A field of the pod, e.g. metadata.name or status.podIP.',
+        {
+          fieldPath: string('Path of the field.', { minLength: 1, maxLength: 256 }),
+          apiVersion: string('Version of the schema the fieldPath is written in (default v1).', { maxLength: 64 }),
+        },
+        { required: ['fieldPath'] },
+      ),
+    },
+    {
+      'x-kubernetes-validations': [
+        rule(
+          '[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef)].filter(x, x).size() == 1',
+          'spec.worker.env[].valueFrom must set exactly one of secretKeyRef, configMapKeyRef, fieldRef',
+          (self: Record<string, unknown>) => ['secretKeyRef', 'configMapKeyRef', 'fieldRef'].filter((k) => self[k] !== undefined).length === 1,
+        ),
+      ],
+    },
+  );
+  const item = object(
+    'An environment variable of the worker container.',
+    {
+      name: string('Variable name.', { minLength: 1, maxLength: 256, pattern: ENV_NAME_PATTERN }),
+      value: string('Literal value.', { maxLength: 32768 }),
+      valueFrom,
+    },
+    {
+      required: ['name'],
+      'x-kubernetes-validations': [
+        rule(
+          '!(has(self.value) && has(self.valueFrom))',
+          'spec.worker.env[] must not set both value and valueFrom',
+          (self: WorkerEnvVar) => !(self.value !== undefined && self.valueFrom !== undefined),
+        ),
+      ],
+    },
+  );
+  const reserved = celList(RESERVED_ENV_NAMES);
+  const allowed = celList(USER_SETTABLE_BLOOM_ENV_NAMES);
+  return array(
+    `Extra environment variables of the worker container, appended after the operator's. The names the operator writes (${RESERVED_ENV_NAMES.join(', ')}) and any other ${RESERVED_ENV_PREFIX}* name (except ${USER_SETTABLE_BLOOM_ENV_NAMES.join(', ') || 'none'}) are reserved; put NCCL settings in spec.rendezvous.nccl.`,
+    item,
+    {
+      maxItems: 128,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+      'x-kubernetes-validations': [
+        rule(
+          `self.all(e, !(e.name in ${reserved}) && (!e.name.startsWith('${RESERVED_ENV_PREFIX}') || e.name in ${allowed}))`,
+          `spec.worker.env must not set the reserved names ${RESERVED_ENV_NAMES.join(', ')} or other ${RESERVED_ENV_PREFIX}* names: the operator writes them`,
+          (self: WorkerEnvVar[]) => self.every((e) => !isReservedEnvName(e.name)),
+        ),
+      ],
+    },
+  );
+}
+
+function qualifiedName(field: string, description: string, defaultValue: string): Schema {
+  return string(description, {
+    minLength: 1,
+    maxLength: 317,
+    default: defaultValue,
+    'x-kubernetes-validations': [
+      rule(
+        `self.matches('${QUALIFIED_NAME_REGEX}')`,
+        `${field} must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 alphanumerics, '-', '_' or '.' (e.g. ${defaultValue})`,
+        (self: string) => new RegExp(QUALIFIED_NAME_REGEX).test(self),
+      ),
+    ],
+  });
+}
+
+function resourcesSchema(): Schema {
+  const list = (what: string): Schema =>
+    stringMap(`${what} per rank pod, e.g. {"nvidia.com/gpu": 1, "memory": "200Gi"}.`, { maxProperties: 32 }, quantity('A resource quantity.'));
+  return object(
+    `Compute resources of every rank's worker container, merged with the default of one GPU per rank (limits[gpuResourceName] = ${DEFAULTS.worker.gpusPerRank} unless set here).`,
+    { limits: list('Limits'), requests: list('Requests') },
+  );
+}
+
+function workerSchema(): Schema {
+  return object(
+    'The container every rank runs. Any engine that follows the torchrun / DeepSpeed env convention (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) can run here.',
+    {
+      image: string('Worker image, e.g. ghcr.io/bloom-operator/bloom-worker:v0.1.0.', { minLength: 1, maxLength: 1024 }),
+      imagePullPolicy: string('Pull policy of the worker image: Always, IfNotPresent or Never (Kubernetes default when unset).', {
+        enum: PULL_POLICIES,
+      }),
+      command: array('Overrides the image entrypoint.', string('Argument.'), { maxItems: 64 }),
+      args: array('Overrides the image arguments.', string('Argument.'), { maxItems: 256 }),
+      env: envSchema(),
+      resources: resourcesSchema(),
+      gpuResourceName: qualifiedName(
+        'spec.worker.gpuResourceName',
+        `Extended resource name of one GPU (nvidia.com/gpu, amd.com/gpu, ...). Default ${DEFAULTS.worker.gpuResourceName}.`,
+        DEFAULTS.worker.gpuResourceName,
+      ),
+      shmSize: quantity(`Size limit of the memory-backed /dev/shm (NCCL uses it for intra-node transport). Default ${DEFAULTS.worker.shmSize}.`, {
+        default: DEFAULTS.worker.shmSize,
+      }),
+      httpPort: port("Rank 0's HTTP API port (BLOOM_HTTP_PORT); the client Service targets it.", DEFAULTS.worker.httpPort),
+      healthPort: port("Every rank's health (/healthz, /readyz) and /metrics port (BLOOM_HEALTH_PORT).", DEFAULTS.worker.healthPort),
+      serviceAccountName: string('ServiceAccount of the rank pods; unset: the namespace default, without a mounted token.', {
+        maxLength: 253,
+      }),
+      terminationGracePeriodSeconds: seconds(
+        'Seconds a rank gets between SIGTERM and SIGKILL.',
+        DEFAULTS.worker.terminationGracePeriodSeconds,
+      ),
+    },
+    { required: ['image'] },
+  );
+}
+
+function placementSchema(): Schema {
+  const toleration = object('A taint the rank pods tolerate (same as the Pod field).', {
+    key: string('Taint key; empty with operator Exists matches every taint.', { maxLength: 317 }),
+    operator: string('Exists or Equal (default Equal).', { enum: ['Exists', 'Equal'] }),
+    value: string('Taint value for operator Equal.', { maxLength: 63 }),
+    effect: string('NoSchedule, PreferNoSchedule or NoExecute; empty matches all.', {
+      enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'],
+    }),
+    tolerationSeconds: integer('For NoExecute: how long the pod stays bound after the taint appears.', { format: 'int64' }),
+  });
+  return object(
+    'Where the ranks of a group run. The ranks of one group are packed into one topology domain (required pod affinity on topologyKey).',
+    {
+      topologyKey: qualifiedName(
+        'spec.placement.topologyKey',
+        `Node label whose value names the domain a whole group must fit in: kubernetes.io/hostname for one 8-GPU NVLink node (TP <= GPUs per node), a rack or NVLink-switch label for larger groups. Default ${DEFAULTS.placement.topologyKey}.`,
+        DEFAULTS.placement.topologyKey,
+      ),
+      exclusive: boolean(
+        `One group per topology domain: pods of other BloomDeployment groups in the namespace may not share the domain. Default ${DEFAULTS.placement.exclusive}.`,
+        { default: DEFAULTS.placement.exclusive },
+      ),
+      nodeSelector: stringMap('Node labels every rank pod requires.', { maxProperties: 64 }),
+      tolerations: array('Tolerations of every rank pod.', toleration, { maxItems: 64 }),
+      priorityClassName: string('PriorityClass of the rank pods.', { maxLength: 253 }),
+      schedulerName: string('Scheduler of the rank pods (default: the cluster default scheduler).', { maxLength: 253 }),
+    },
+  );
+}
+
+function rendezvousSchema(): Schema {
+  return object('How the ranks of a group find each other (torch.distributed with NCCL).', {
+    port: port('Port rank 0 listens on for the rendezvous (MASTER_PORT).', DEFAULTS.rendezvous.port),
+    timeoutSeconds: seconds(
+      'Seconds a rank waits for the master and the other ranks (BLOOM_RENDEZVOUS_TIMEOUT).',
+      DEFAULTS.rendezvous.timeoutSeconds,
+      1,
+    ),
+    nccl: stringMap(`NCCL settings passed to every rank as env, e.g. {"NCCL_DEBUG": "WARN"}; every key starts with ${NCCL_ENV_PREFIX}.`, {
+      maxProperties: 64,
+      'x-kubernetes-validations': [
+        rule(
+          `self.all(k, k.startsWith('${NCCL_ENV_PREFIX}') && k.matches('${ENV_NAME_PATTERN}'))`,
+          `spec.rendezvous.nccl keys must start with ${NCCL_ENV_PREFIX} and be valid env names`,
+          (self: Record<string, string>) =>
+            Object.keys(self).every((k) => k.startsWith(NCCL_ENV_PREFIX) && new RegExp(ENV_NAME_PATTERN).test(k)),
+        ),
+      ],
+    }),
+  });
+}
+
+function failurePolicySchema(): Schema {
+  const d = DEFAULTS.failurePolicy;
+  return object(
+    'When a group is recreated and when the operator gives up. A failed, lost or unready rank recreates the whole group with a new epoch.',
+    {
+      maxGroupRestarts: seconds('Recreations of one group allowed within restartWindowSeconds before it is marked Failed (0: never recreate).', d.maxGroupRestarts),
+      restartWindowSeconds: seconds('Sliding window, in seconds, in which maxGroupRestarts is counted.', d.restartWindowSeconds, 1),
+      backoffSeconds: seconds('Delay before the first recreation; doubles with each restart in the window.', d.backoffSeconds),
+      maxBackoffSeconds: seconds('Upper bound of the recreation delay.', d.maxBackoffSeconds),
+      startupTimeoutSeconds: seconds(
+        'Seconds a rank may take to load its shard and become healthy (startup probe budget); loading a 22 GB shard takes minutes.',
+        d.startupTimeoutSeconds,
+        1,
+      ),
+      readinessLossSeconds: seconds('Seconds a started rank may stay unready before its group is recreated.', d.readinessLossSeconds),
+      nodeLostGraceSeconds: seconds("Seconds a rank's node may be NotReady/unreachable before the group is recreated elsewhere.", d.nodeLostGraceSeconds),
+    },
+    {
+      'x-kubernetes-validations': [
+        rule(
+          'self.backoffSeconds <= self.maxBackoffSeconds',
+          'spec.failurePolicy.backoffSeconds must not exceed spec.failurePolicy.maxBackoffSeconds',
+          (self: { backoffSeconds: number; maxBackoffSeconds: number }) => self.backoffSeconds <= self.maxBackoffSeconds,
+        ),
+      ],
+    },
+  );
+}
+
+function rolloutSchema(): Schema {
+  return object(
+    'How a new pod revision replaces the groups, counted in groups.',
+    {
+      maxSurge: integer(`Extra groups that may exist above spec.replicas during a rollout. Default ${DEFAULTS.rollout.maxSurge}.`, {
+        minimum: 0,
+        default: DEFAULTS.rollout.maxSurge,
+      }),
+      maxUnavailable: integer(`Groups that may be unavailable during a rollout. Default ${DEFAULTS.rollout.maxUnavailable}.`, {
+        minimum: 0,
+        default: DEFAULTS.rollout.maxUnavailable,
+      }),
+    },
+    {
+      'x-kubernetes-validations': [
+        rule(
+          'self.maxSurge > 0 || self.maxUnavailable > 0',
+          'spec.rollout.maxSurge and spec.rollout.maxUnavailable must not both be 0',
+          (self: { maxSurge: number; maxUnavailable: number }) => self.maxSurge > 0 || self.maxUnavailable > 0,
+        ),
+      ],
+    },
+  );
+}
+
+export function specSchema(): Schema {
+  const tp = celList(TENSOR_PARALLEL_SIZES);
+  return object(
+    'Desired state: how many tensor-parallel groups of which model, and how to run, place and heal them.',
+    {
+      replicas: integer(
+        `Number of tensor-parallel groups (each serves the whole model). 0..${MAX_REPLICAS}. Default ${DEFAULTS.replicas}. Scale subresource: kubectl scale and HPA work.`,
+        { minimum: 0, maximum: MAX_REPLICAS, default: DEFAULTS.replicas },
+      ),
+      tensorParallelSize: integer(
+        `Ranks (pods, one GPU each) per group; must equal the shard count of the model. One of ${TENSOR_PARALLEL_SIZES.join(', ')}. Default ${DEFAULTS.tensorParallelSize}.`,
+        {
+          default: DEFAULTS.tensorParallelSize,
+          'x-kubernetes-validations': [
+            rule(
+              `self in ${tp}`,
+              `spec.tensorParallelSize must be one of ${TENSOR_PARALLEL_SIZES.join(', ')}`,
+              (self: number) => TENSOR_PARALLEL_SIZES.includes(self),
+            ),
+          ],
+        },
+      ),
+      model: modelSchema(),
+      worker: workerSchema(),
+      placement: { ...placementSchema(), default: {} },
+      gang: object(
+        'How a group is admitted all-or-nothing.',
+        {
+          policy: string(
+            `SchedulingGates: every rank pod is created with the scheduling gate inference.bloom.dev/gang, which the operator removes from all ranks of a group at once. Default ${DEFAULTS.gang.policy}.`,
+            { enum: ['SchedulingGates'], default: DEFAULTS.gang.policy },
+          ),
+        },
+        { default: {} },
+      ),
+      rendezvous: { ...rendezvousSchema(), default: {} },
+      failurePolicy: { ...failurePolicySchema(), default: {} },
+      rollout: { ...rolloutSchema(), default: {} },
+    },
+    {
+      required: ['model', 'worker'],
+      'x-kubernetes-validations': [
+        rule(
+          'self.worker.httpPort != self.worker.healthPort && self.rendezvous.port != self.worker.httpPort && self.rendezvous.port != self.worker.healthPort',
+          'spec.worker.httpPort, spec.worker.healthPort and spec.rendezvous.port must be three different ports',
+          (self: { worker: { httpPort: number; healthPort: number }; rendezvous: { port: number } }) =>
+            self.worker.httpPort !== self.worker.healthPort &&
+            self.rendezvous.port !== self.worker.httpPort &&
+            self.rendezvous.port !== self.worker.healthPort,
+        ),
+      ],
+    },
+  );
+}

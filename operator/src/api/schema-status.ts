@@ -1,0 +1,73 @@
+/** OpenAPI schema of BloomDeployment.status (written by the operator through the status subresource). */
+import { DEPLOYMENT_PHASES, GROUP_PHASES } from './types.js';
+import { array, int64, integer, object, string, type Schema } from './schema-builder.js';
+
+const time = (description: string): Schema => string(description, { format: 'date-time' });
+
+function conditionSchema(): Schema {
+  return object(
+    'Same shape as metav1.Condition.',
+    {
+      type: string('Condition type: Available, Progressing or Degraded.', { maxLength: 316 }),
+      status: string('True, False or Unknown.', { enum: ['True', 'False', 'Unknown'] }),
+      reason: string('CamelCase reason of the last transition.', { maxLength: 1024 }),
+      message: string('Human-readable details.', { maxLength: 32768 }),
+      lastTransitionTime: time('When status last changed.'),
+      observedGeneration: int64('metadata.generation the condition was computed from.', { minimum: 0 }),
+    },
+    { required: ['type', 'status', 'reason', 'message', 'lastTransitionTime'] },
+  );
+}
+
+function groupSchema(): Schema {
+  return object(
+    'State of one tensor-parallel group.',
+    {
+      index: integer('Group index (the g in <name>-g<index>).', { minimum: 0 }),
+      phase: string(`Group phase: ${GROUP_PHASES.join(', ')}.`),
+      epoch: int64('Incarnation of the group (BLOOM_EPOCH); a recreated group gets a new, larger value.', { minimum: 0 }),
+      revision: string('Pod revision (hash of the pod-shaping spec) the group runs.'),
+      readyRanks: integer('Ranks whose pods are Ready.', { minimum: 0 }),
+      restarts: integer('Times the group has been recreated.', { minimum: 0 }),
+      recentRestartTimes: array('Restart times inside the current failurePolicy.restartWindowSeconds.', time('A restart time.'), {
+        maxItems: 1000,
+      }),
+      nextRestartTime: time('The group is not recreated again before this time (back-off).'),
+      lastFailure: object(
+        'What last made the group be recreated.',
+        {
+          reason: string('CamelCase cause: RankFailed, StartupTimeout, ReadinessLost, NodeLost, ...'),
+          message: string('Details.'),
+          rank: integer('Rank that failed, if one did.', { minimum: 0 }),
+          time: time('When the failure was observed.'),
+        },
+        { required: ['reason', 'time'] },
+      ),
+      leaderAddress: string('MASTER_ADDR of the group: DNS name of rank 0.'),
+      lastTransitionTime: time('When phase last changed.'),
+      message: string('Human-readable details of the phase.'),
+    },
+    { required: ['index'] },
+  );
+}
+
+export function statusSchema(): Schema {
+  return object('Observed state, written by the operator.', {
+    observedGeneration: int64('metadata.generation the status was computed from.'),
+    replicas: integer('Groups that exist (any phase); the scale subresource reads it.', { minimum: 0 }),
+    readyReplicas: integer('Groups whose every rank is Ready.', { minimum: 0 }),
+    updatedReplicas: integer('Groups running updateRevision.', { minimum: 0 }),
+    currentRevision: string('Pod revision most groups ran before the rollout in progress.'),
+    updateRevision: string('Pod revision of the current spec.'),
+    selector: string('Label selector of the rank-0 pods (one per group), for the scale subresource and HPA.'),
+    phase: string(`Summary: ${DEPLOYMENT_PHASES.join(', ')}.`),
+    conditions: array('Available, Progressing, Degraded.', conditionSchema(), {
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+    }),
+    groups: array('One entry per group, by index.', groupSchema(), {
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['index'],
+    }),
+  });
+}

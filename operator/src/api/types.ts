@@ -1,0 +1,225 @@
+/**
+ * TypeScript shape of `inference.bloom.dev/v1alpha1` BloomDeployment.
+ *
+ * The spec types describe an object AFTER defaulting (what the API server stores and what
+ * `withDefaults` returns): fields with a schema default are not optional here. What a user may
+ * write is `BloomDeploymentManifest` (every field optional). The OpenAPI schema that the CRD is
+ * generated from lives in schema.ts; the defaults of both come from defaults-table.ts.
+ */
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+
+export type ModelFormat = 'bloom-int8';
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+export type GangPolicy = 'SchedulingGates';
+/** A resource quantity as Kubernetes accepts it: "16Gi", "500m" or a plain number. */
+export type Quantity = string | number;
+
+export interface PersistentVolumeClaimSource {
+  claimName: string;
+}
+export interface HostPathSource {
+  path: string;
+}
+export interface ImageSource {
+  reference: string;
+  pullPolicy?: PullPolicy;
+}
+/** Exactly one member is set. */
+export interface ModelSource {
+  persistentVolumeClaim?: PersistentVolumeClaimSource;
+  hostPath?: HostPathSource;
+  image?: ImageSource;
+}
+
+export interface ModelSpec {
+  format: ModelFormat;
+  source: ModelSource;
+  /** Sub-path inside the volume; "" is the volume root. */
+  path: string;
+  mountPath: string;
+}
+
+export interface KeyRef {
+  name: string;
+  key: string;
+  optional?: boolean;
+}
+export interface EnvVarSource {
+  secretKeyRef?: KeyRef;
+  configMapKeyRef?: KeyRef;
+  fieldRef?: { fieldPath: string; apiVersion?: string };
+}
+export interface WorkerEnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: EnvVarSource;
+}
+export interface ResourceRequirements {
+  limits?: Record<string, Quantity>;
+  requests?: Record<string, Quantity>;
+}
+
+export interface WorkerSpec {
+  image: string;
+  imagePullPolicy?: PullPolicy;
+  command?: string[];
+  args?: string[];
+  env?: WorkerEnvVar[];
+  resources?: ResourceRequirements;
+  gpuResourceName: string;
+  shmSize: Quantity;
+  httpPort: number;
+  healthPort: number;
+  serviceAccountName?: string;
+  terminationGracePeriodSeconds: number;
+}
+
+export interface Toleration {
+  key?: string;
+  operator?: 'Exists' | 'Equal';
+  value?: string;
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  tolerationSeconds?: number;
+}
+
+export interface PlacementSpec {
+  topologyKey: string;
+  exclusive: boolean;
+  nodeSelector?: Record<string, string>;
+  tolerations?: Toleration[];
+  priorityClassName?: string;
+  schedulerName?: string;
+}
+
+export interface GangSpec {
+  policy: GangPolicy;
+}
+
+export interface RendezvousSpec {
+  port: number;
+  timeoutSeconds: number;
+  nccl?: Record<string, string>;
+}
+
+export interface FailurePolicySpec {
+  maxGroupRestarts: number;
+  restartWindowSeconds: number;
+  backoffSeconds: number;
+  maxBackoffSeconds: number;
+  startupTimeoutSeconds: number;
+  readinessLossSeconds: number;
+  nodeLostGraceSeconds: number;
+}
+
+export interface RolloutSpec {
+  maxSurge: number;
+  maxUnavailable: number;
+}
+
+export interface BloomDeploymentSpec {
+  replicas: number;
+  tensorParallelSize: number;
+  model: ModelSpec;
+  worker: WorkerSpec;
+  placement: PlacementSpec;
+  gang: GangSpec;
+  rendezvous: RendezvousSpec;
+  failurePolicy: FailurePolicySpec;
+  rollout: RolloutSpec;
+}
+
+/** Phase of the whole BloomDeployment. */
+export type DeploymentPhase = 'Pending' | 'Progressing' | 'Available' | 'Degraded' | 'Failed';
+export const DEPLOYMENT_PHASES: readonly DeploymentPhase[] = ['Pending', 'Progressing', 'Available', 'Degraded', 'Failed'];
+
+/**
+ * Phase of one tensor-parallel group:
+ * Pending (pods created, gated or not yet scheduled), Starting (scheduled, loading shards / rendezvous),
+ * Ready (every rank ready), Restarting (being torn down to be recreated with a new epoch),
+ * Failed (gave up: maxGroupRestarts exceeded within restartWindowSeconds).
+ */
+export type GroupPhase = 'Pending' | 'Starting' | 'Ready' | 'Restarting' | 'Failed';
+export const GROUP_PHASES: readonly GroupPhase[] = ['Pending', 'Starting', 'Ready', 'Restarting', 'Failed'];
+
+/** Same shape as metav1.Condition. */
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+export const CONDITION_TYPES = { available: 'Available', progressing: 'Progressing', degraded: 'Degraded' } as const;
+
+export interface GroupFailure {
+  /** Short CamelCase cause, e.g. RankFailed, StartupTimeout, ReadinessLost, NodeLost. */
+  reason: string;
+  message?: string;
+  /** Rank whose failure triggered the restart, if one did. */
+  rank?: number;
+  time: string;
+}
+
+export interface GroupStatus {
+  index: number;
+  phase: GroupPhase;
+  epoch: number;
+  revision: string;
+  readyRanks: number;
+  /** Total times this group has been recreated. */
+  restarts: number;
+  /** Times of the restarts inside the current failurePolicy.restartWindowSeconds. */
+  recentRestartTimes?: string[];
+  /** Not before this time will the group be recreated again (back-off). */
+  nextRestartTime?: string;
+  lastFailure?: GroupFailure;
+  /** MASTER_ADDR of the group: DNS name of rank 0. */
+  leaderAddress?: string;
+  lastTransitionTime?: string;
+  message?: string;
+}
+
+export interface BloomDeploymentStatus {
+  observedGeneration?: number;
+  replicas?: number;
+  readyReplicas?: number;
+  updatedReplicas?: number;
+  currentRevision?: string;
+  updateRevision?: string;
+  selector?: string;
+  phase?: DeploymentPhase;
+  conditions?: Condition[];
+  groups?: GroupStatus[];
+}
+
+export interface BloomDeployment {
+  apiVersion?: string;
+  kind?: string;
+  metadata: V1ObjectMeta;
+  spec: BloomDeploymentSpec;
+  status?: BloomDeploymentStatus;
+}
+
+export interface BloomDeploymentList {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: BloomDeployment[];
+}
+
+/** Recursively optional: what a user may write before defaulting. */
+export type DeepPartial<T> = T extends readonly (infer U)[]
+  ? DeepPartial<U>[]
+  : T extends object
+    ? { [K in keyof T]?: DeepPartial<T[K]> }
+    : T;
+
+/** A BloomDeployment as written by a user or read from an older API server: any spec field may be missing. */
+export interface BloomDeploymentManifest {
+  apiVersion?: string;
+  kind?: string;
+  metadata: V1ObjectMeta;
+  spec?: DeepPartial<BloomDeploymentSpec>;
+  status?: BloomDeploymentStatus;
+}
