@@ -20,7 +20,13 @@ build_once() {
   say "building $desc (cold build, several minutes)"
   local t0=$SECONDS
   rm -rf "$dir"; mkdir -p "$dir/src" "$dir/bin"
-  (cd "$dir/src" && "$@")
+  (while sleep 60; do say "  still building $desc ($((SECONDS - t0))s; log: $dir/build.log)"; done) &
+  local ticker=$!
+  if ! (cd "$dir/src" && "$@") >"$dir/build.log" 2>&1; then
+    kill $ticker
+    say "FAILED to build $desc; last lines of $dir/build.log:"; tail -n 30 "$dir/build.log" >&2; return 1
+  fi
+  kill $ticker
   touch "$dir/.done"
   say "built $desc in $((SECONDS - t0))s"
 }
@@ -41,7 +47,7 @@ k8s_build() {
   ld+=" -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
   ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
   for p in "${pkgs[@]}"; do
-    say "  go build ${p#cmd/}"
+    echo "go build ${p#cmd/}" >&2
     go build -trimpath -tags selinux,notest -ldflags "$ld" -o ../bin/ "k8s.io/kubernetes/$p"
   done
 }
