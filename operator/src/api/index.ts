@@ -7,3 +7,5 @@ export * from './env-contract.js';
 export * from './schema.js';
 export { QUALIFIED_NAME_REGEX } from './schema-spec.js';
 export type { CelRule, Json, Schema } from './schema-builder.js';
+export * from './crd.js';
+export * from './validate.js';

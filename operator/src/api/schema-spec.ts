@@ -288,10 +288,9 @@ function rendezvousSchema(): Schema {
       maxProperties: 64,
       'x-kubernetes-validations': [
         rule(
-          `self.all(k, k.startsWith('${NCCL_ENV_PREFIX}') && k.matches('${ENV_NAME_PATTERN}'))`,
-          `spec.rendezvous.nccl keys must start with ${NCCL_ENV_PREFIX} and be valid env names`,
-          (self: Record<string, string>) =>
-            Object.keys(self).every((k) => k.startsWith(NCCL_ENV_PREFIX) && new RegExp(ENV_NAME_PATTERN).test(k)),
+          `self.all(k, k.startsWith('${NCCL_ENV_PREFIX}'))`,
+          `spec.rendezvous.nccl keys must start with ${NCCL_ENV_PREFIX}`,
+          (self: Record<string, string>) => Object.keys(self).every((k) => k.startsWith(NCCL_ENV_PREFIX)),
         ),
       ],
     }),

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { DEFAULTS, specWithDefaults, withDefaults, type BloomDeploymentManifest } from '../../operator/src/api/index.js';
+
+const minimal: BloomDeploymentManifest = {
+  metadata: { name: 'tiny', namespace: 'demo' },
+  spec: { model: { source: { hostPath: { path: '/m' } } }, worker: { image: 'w:1' } },
+};
+
+describe('api: defaults', () => {
+  it('fills every defaulted field of a minimal spec from the DEFAULTS table', () => {
+    const { spec } = withDefaults(minimal);
+    assert.equal(spec.replicas, DEFAULTS.replicas);
+    assert.equal(spec.tensorParallelSize, 8);
+    assert.deepEqual(spec.model, { format: 'bloom-int8', source: { hostPath: { path: '/m' } }, path: '', mountPath: '/models' });
+    assert.deepEqual(spec.worker, {
+      image: 'w:1',
+      gpuResourceName: 'nvidia.com/gpu',
+      shmSize: '16Gi',
+      httpPort: 8000,
+      healthPort: 8001,
+      terminationGracePeriodSeconds: 30,
+    });
+    assert.deepEqual(spec.placement, { topologyKey: 'kubernetes.io/hostname', exclusive: false });
+    assert.deepEqual(spec.gang, { policy: 'SchedulingGates' });
+    assert.deepEqual(spec.rendezvous, { port: 29500, timeoutSeconds: 900 });
+    assert.deepEqual(spec.failurePolicy, DEFAULTS.failurePolicy);
+    assert.deepEqual(spec.rollout, { maxSurge: 1, maxUnavailable: 0 });
+  });
+
+  it('keeps values that are set, including zero and false', () => {
+    const spec = specWithDefaults({
+      replicas: 0,
+      tensorParallelSize: 2,
+      model: { source: { image: { reference: 'r/m:1' } } },
+      worker: { image: 'w:1', httpPort: 9000 },
+      placement: { exclusive: true },
+      rollout: { maxSurge: 0, maxUnavailable: 1 },
+    });
+    assert.equal(spec.replicas, 0);
+    assert.equal(spec.tensorParallelSize, 2);
+    assert.equal(spec.worker.httpPort, 9000);
+    assert.equal(spec.worker.healthPort, 8001);
+    assert.deepEqual(spec.placement, { topologyKey: 'kubernetes.io/hostname', exclusive: true });
+    assert.deepEqual(spec.rollout, { maxSurge: 0, maxUnavailable: 1 });
+    assert.deepEqual(spec.model.source, { image: { reference: 'r/m:1', pullPolicy: 'IfNotPresent' } });
+  });
+
+  it('defaults a partly written nested object (objects created before a default existed)', () => {
+    const { spec } = withDefaults({ ...minimal, spec: { ...minimal.spec, failurePolicy: { maxGroupRestarts: 2 } } });
+    assert.equal(spec.failurePolicy.maxGroupRestarts, 2);
+    assert.equal(spec.failurePolicy.startupTimeoutSeconds, 1800);
+  });
+
+  it('does not mutate its argument and is idempotent', () => {
+    const before = structuredClone(minimal);
+    const once = withDefaults(minimal);
+    assert.deepEqual(minimal, before);
+    assert.deepEqual(withDefaults(once), once);
+  });
+
+  it('keeps metadata and status', () => {
+    const bd = withDefaults({ ...minimal, status: { replicas: 3 } });
+    assert.equal(bd.metadata.name, 'tiny');
+    assert.deepEqual(bd.status, { replicas: 3 });
+  });
+});
