@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -10,7 +10,7 @@ from .plan import Plan, plan
 from .reference import int8_matmul_reference
 
 
-@lru_cache(maxsize=None)
+@cache
 def _num_sms(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 

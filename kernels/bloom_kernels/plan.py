@@ -52,12 +52,13 @@ def _split(tiles: int, k: int, block_k: int, target_programs: int, min_k_tiles: 
     return -(-k_tiles // per_split)  # no empty splits
 
 
-def _gemv(n: int, k: int, granule: int, num_sms: int) -> Plan:
+def gemv_plan(n: int, k: int, group_size: int, num_sms: int) -> Plan:
     """M = 1. Rows per program shrink from 64 to 16 until the grid has ~4 programs per SM, then split K.
 
     BLOOM TP=8: qkv (N=5376) -> 16 rows x split 2 (672 programs); dense (N=14336) -> 16 rows, no split (896);
     h-to-4h (N=7168) -> 16 x 2 (896); 4h-to-h (N=14336) -> 16, no split (896).
     """
+    granule = _k_granule(group_size)
     target = 4 * num_sms
     block_n = 64
     while block_n > 16 and -(-n // block_n) < target:
@@ -67,8 +68,9 @@ def _gemv(n: int, k: int, granule: int, num_sms: int) -> Plan:
     return Plan("gemv", block_n=block_n, block_k=block_k, split_k=split, num_warps=4, num_stages=3)
 
 
-def _tile(m: int, n: int, k: int, granule: int, num_sms: int) -> Plan:
+def tile_plan(m: int, n: int, k: int, group_size: int, num_sms: int) -> Plan:
     """2 <= M < CUBLAS_MIN_M: swapped-operand tl.dot tiles (weight rows x tokens x K) by M bucket."""
+    granule = _k_granule(group_size)
     if m <= 16:
         bm, bn, bk, warps, stages = 16, 64, 256, 4, 4
     elif m <= 32:
@@ -85,15 +87,12 @@ def _tile(m: int, n: int, k: int, granule: int, num_sms: int) -> Plan:
     return Plan("tile", block_m=bm, block_n=bn, block_k=bk, split_k=split, num_warps=warps, num_stages=stages)
 
 
-def plan(
-    m: int, n: int, k: int, *, dtype: torch.dtype, group_size: int, device: torch.device, num_sms: int
-) -> Plan:
+def plan(m: int, n: int, k: int, *, dtype: torch.dtype, group_size: int, device: torch.device, num_sms: int) -> Plan:
     """The kernel for x [m, k] (dtype, on device) times w [n, k] with scales of group_size (0 = per-channel)."""
-    granule = _k_granule(group_size)
-    if m == 0 or device.type != "cuda" or dtype not in TRITON_DTYPES or granule < 16:
+    if m == 0 or device.type != "cuda" or dtype not in TRITON_DTYPES or _k_granule(group_size) < 16:
         return Plan("reference")
     if m == 1:
-        return _gemv(n, k, granule, num_sms)
+        return gemv_plan(n, k, group_size, num_sms)
     if m >= CUBLAS_MIN_M:
         return Plan("cublas")
-    return _tile(m, n, k, granule, num_sms)
+    return tile_plan(m, n, k, group_size, num_sms)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from bloom_kernels import int8_matmul, int8_matmul_reference, plan_for
 from bloom_kernels.plan import CUBLAS_MIN_M, plan
 

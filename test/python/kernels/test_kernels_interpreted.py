@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from bloom_kernels import Plan, int8_matmul_reference
 from bloom_kernels.interpreter import Interpreter
 from bloom_kernels.plan import plan
