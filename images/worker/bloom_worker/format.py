@@ -15,7 +15,9 @@ INT8 scheme: symmetric, no zero point, w ~= q * scale with q in [-127, 127]. The
 channel ([out], fp32) or, with a group size G, per output channel and group of G inputs ([out, in/G]).
 Quantization is done on the full (unsplit) matrix and then split, so the int8 codes and scales of
 every TP size are the same numbers: TP=N computes exactly what TP=1 computes, up to fp32 summation
-order. Row-parallel matrices (dense, dense_4h_to_h) keep the full-row scales on every rank.
+order. A rank's scale applies to its own slice: for row-parallel matrices (dense, dense_4h_to_h) the
+converter stores the full-row scales on every rank; the DeepSpeed importer keeps the per-source-rank
+scales of that checkpoint (each rank's partial sum is exact either way).
 """
 
 from __future__ import annotations
