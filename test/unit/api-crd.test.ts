@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import {
   API_GROUP,
@@ -35,6 +37,12 @@ describe('api: CRD generation', () => {
   it(`matches the committed ${CRD_FILE} (run npm run crds when this fails)`, () => {
     const committed = readFileSync(new URL(CRD_FILE, repoRoot), 'utf8');
     assert.equal(committed, bloomDeploymentCrdYaml());
+  });
+
+  it('crd-cli --check exits 0 on the committed file', () => {
+    const cli = fileURLToPath(new URL('dist/operator/src/api/crd-cli.js', repoRoot));
+    const result = spawnSync(process.execPath, [cli, '--check'], { cwd: fileURLToPath(repoRoot), encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
   });
 
   it('names the API: group, version, kind, plural, short name, namespaced', () => {

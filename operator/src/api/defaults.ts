@@ -38,7 +38,7 @@ export function applySchemaDefaults(value: unknown, node: Schema): unknown {
   return out;
 }
 
-/** A defaulted copy of a BloomDeployment (status and metadata are copied unchanged). */
+/** A BloomDeployment whose spec is a defaulted deep copy (metadata and status are the same objects, not copies). */
 export function withDefaults(bd: BloomDeploymentManifest | BloomDeployment): BloomDeployment {
   const specSchema = schema().properties?.spec as Schema;
   const spec = applySchemaDefaults(bd.spec ?? {}, specSchema) as BloomDeploymentSpec;

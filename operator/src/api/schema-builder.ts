@@ -97,6 +97,26 @@ export function quantity(description: string, extra: Extra = {}): Schema {
   };
 }
 
+/**
+ * An optional object section defaulted as a whole: its default is the object of its properties'
+ * defaults (recursively), so that CEL rules on the section see every defaulted field, also when the
+ * API server validates the default itself.
+ */
+export function defaultedSection(section: Schema): Schema {
+  return { ...section, default: collectDefaults(section) };
+}
+
+function collectDefaults(node: Schema): Json {
+  const out: { [key: string]: Json } = {};
+  for (const [key, child] of Object.entries(node.properties ?? {})) {
+    if (child.default !== undefined) out[key] = child.default;
+    else if (child.type === 'object' && child.properties && Object.values(child.properties).some((c) => c.default !== undefined)) {
+      out[key] = collectDefaults(child);
+    }
+  }
+  return out;
+}
+
 export function rule(
   rule: string,
   message: string,

@@ -8,7 +8,7 @@ import {
   USER_SETTABLE_BLOOM_ENV_NAMES,
   isReservedEnvName,
 } from './env-contract.js';
-import { array, boolean, integer, object, quantity, rule, string, stringMap, type Schema } from './schema-builder.js';
+import { array, boolean, defaultedSection, integer, object, quantity, rule, string, stringMap, type Schema } from './schema-builder.js';
 import type { ModelSource, WorkerEnvVar } from './types.js';
 
 /** Qualified name (label key, extended resource name): optional DNS-subdomain prefix and '/', then a name of at most 63 characters. */
@@ -375,8 +375,8 @@ export function specSchema(): Schema {
       ),
       model: modelSchema(),
       worker: workerSchema(),
-      placement: { ...placementSchema(), default: {} },
-      gang: object(
+      placement: defaultedSection(placementSchema()),
+      gang: defaultedSection(object(
         'How a group is admitted all-or-nothing.',
         {
           policy: string(
@@ -384,22 +384,22 @@ export function specSchema(): Schema {
             { enum: ['SchedulingGates'], default: DEFAULTS.gang.policy },
           ),
         },
-        { default: {} },
-      ),
-      rendezvous: { ...rendezvousSchema(), default: {} },
-      failurePolicy: { ...failurePolicySchema(), default: {} },
-      rollout: { ...rolloutSchema(), default: {} },
+      )),
+      rendezvous: defaultedSection(rendezvousSchema()),
+      failurePolicy: defaultedSection(failurePolicySchema()),
+      rollout: defaultedSection(rolloutSchema()),
     },
     {
       required: ['model', 'worker'],
       'x-kubernetes-validations': [
         rule(
-          'self.worker.httpPort != self.worker.healthPort && self.rendezvous.port != self.worker.httpPort && self.rendezvous.port != self.worker.healthPort',
+          '!has(self.worker) || (self.worker.httpPort != self.worker.healthPort && self.rendezvous.port != self.worker.httpPort && self.rendezvous.port != self.worker.healthPort)',
           'spec.worker.httpPort, spec.worker.healthPort and spec.rendezvous.port must be three different ports',
-          (self: { worker: { httpPort: number; healthPort: number }; rendezvous: { port: number } }) =>
-            self.worker.httpPort !== self.worker.healthPort &&
+          (self: { worker?: { httpPort: number; healthPort: number }; rendezvous: { port: number } }) =>
+            self.worker === undefined ||
+            (self.worker.httpPort !== self.worker.healthPort &&
             self.rendezvous.port !== self.worker.httpPort &&
-            self.rendezvous.port !== self.worker.healthPort,
+            self.rendezvous.port !== self.worker.healthPort),
         ),
       ],
     },

@@ -25,7 +25,7 @@ export function bloomDeploymentSchema(): Schema {
       'x-kubernetes-validations': [
         rule(
           `self.metadata.name.size() <= ${MAX_NAME_LENGTH}`,
-          `metadata.name must be at most ${MAX_NAME_LENGTH} characters: rank hostnames <name>-g<group>-r<rank> add up to ${LONGEST_NAME_SUFFIX} and must fit a ${DNS_LABEL_MAX}-character DNS label`,
+          `metadata.name must be at most ${MAX_NAME_LENGTH} characters: rank hostnames <name>-g<group>-r<rank> add up to ${LONGEST_NAME_SUFFIX} characters to it and must fit a ${DNS_LABEL_MAX}-character DNS label`,
           (self: { metadata: { name?: string } }) => (self.metadata.name ?? '').length <= MAX_NAME_LENGTH,
         ),
         rule(
