@@ -307,3 +307,64 @@ def write_deepspeed(src: Path, out: Path, tp: int = 4, chunks: int = 2, groups: 
     }))
     del names
     return out
+
+
+def local_model(shard_dir: Path):
+    """The worker's model at TP=1, in this process."""
+    from bloom_worker.loader import load_shard
+    from bloom_worker.model import BloomTP, Comm
+
+    return BloomTP(load_shard(shard_dir, 0, 1), Comm(), torch.device("cpu"))
+
+
+def local_generate(shard_dir: Path, prompts: list[list[int]], max_new: int, want_logits: bool = True) -> list[dict]:
+    """Run the worker's engine at TP=1 in this process (rank 0 leading a group of one)."""
+    import threading
+
+    from bloom_worker.engine import Engine, Request
+    from bloom_worker.metrics import Metrics
+
+    engine = Engine(local_model(shard_dir), Metrics())
+    t = threading.Thread(target=engine.run_leader, daemon=True)
+    t.start()
+    reqs = [engine.submit(Request(ids=p, max_new_tokens=max_new, stop_at_eos=False, want_logits=want_logits)) for p in prompts]
+    out = []
+    for r in reqs:
+        ids, logits = [], None
+        while True:
+            kind, v = r.events.get(timeout=60)
+            if kind == "token":
+                ids.append(v)
+            elif kind == "logits":
+                logits = v
+            else:
+                break
+        out.append({"output_ids": ids, "logits": logits})
+    engine.stopping.set()
+    t.join(10)
+    return out
+
+
+def hf_logits(src: Path, ids: list[int], fake_quant_from: Path | None = None) -> torch.Tensor:
+    """transformers' fp32 BloomForCausalLM logits [T, V]; optionally with the shard's weights put in
+    (dequantized int8 matrices, fp16-rounded norms, biases and embeddings): the same model the worker
+    runs, computed by transformers."""
+    from transformers import BloomForCausalLM
+
+    model = BloomForCausalLM.from_pretrained(src, torch_dtype=torch.float32).eval()
+    if fake_quant_from is not None:
+        full = assemble(fake_quant_from)
+        sd = {}
+        for k in model.state_dict():
+            name = k.removeprefix("transformer.")
+            if name == "lm_head.weight":
+                continue
+            sd[k] = (full[name[: -len(".weight")] + ".dequant"] if name[: -len(".weight")] + ".dequant" in full else full[name]).float()
+        model.load_state_dict(sd, strict=False)
+        model.tie_weights()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0]
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
