@@ -7,7 +7,7 @@ plus cuBLAS, eager PyTorch dequantize-then-matmul, cuBLAS bf16 on weights kept d
 effective bandwidth as a fraction of the measured device-to-device copy bandwidth; the error against the
 fp32 reference. Then the targets of issue 6 and a projection of BLOOM-176B decode at batch 1 on 8 GPUs.
 
-Method (.library METHOD.md): every variant is warmed up (Triton compiles, cuBLAS handles), then a CUDA graph
+Method: every variant is warmed up (Triton compiles, cuBLAS handles), then a CUDA graph
 of enough calls to run >= 5 ms is captured and replayed; the time per call is the median replay / calls.
 Weights and inputs rotate over enough copies to span 4x the L2 cache, so no call finds its weight in L2.
 """

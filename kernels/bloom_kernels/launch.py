@@ -47,7 +47,7 @@ def gemv(p: Plan, x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: t
         n, k, w.stride(0), scale.stride(0), _k_per_split(p, k),
         GROUP_K=_group_k(w, scale), HAS_BIAS=bias is not None, SPLIT_K=p.split_k,
         BLOCK_N=p.block_n, BLOCK_K=p.block_k, EVEN_K=k % p.block_k == 0,
-        num_warps=p.num_warps, num_stages=p.num_stages,
+        num_warps=p.num_warps, num_stages=p.num_stages, enable_fp_fusion=True,
     )  # fmt: skip
     if p.split_k > 1:
         _reduce(ws, bias, out)
@@ -66,7 +66,7 @@ def tile(p: Plan, x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, bias: t
         m, n, k, x.stride(0), w.stride(0), scale.stride(0), _k_per_split(p, k),
         GROUP_K=_group_k(w, scale), HAS_BIAS=bias is not None, SPLIT_K=p.split_k,
         BLOCK_M=p.block_m, BLOCK_N=p.block_n, BLOCK_K=p.block_k, GROUP_N=p.group_n,
-        EVEN_K=k % p.block_k == 0, num_warps=p.num_warps, num_stages=p.num_stages,
+        EVEN_K=k % p.block_k == 0, num_warps=p.num_warps, num_stages=p.num_stages, enable_fp_fusion=True,
     )  # fmt: skip
     if p.split_k > 1:
         _reduce(ws, bias, out)

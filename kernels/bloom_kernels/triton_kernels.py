@@ -28,6 +28,9 @@ def _gemv_kernel(
 ):  # fmt: skip
     """M = 1: y[n] = sum_k x[k] * w[n, k] * s, with CUDA-core FMAs into a [BLOCK_N, BLOCK_K] accumulator.
 
+    x is loaded as a [BLOCK_N, BLOCK_K] broadcast (rows hit L1) so that it comes in the weight tile's own
+    layout: a [BLOCK_K] load would be converted through shared memory with barriers in every iteration.
+
     Grid (cdiv(N, BLOCK_N), SPLIT_K). With SPLIT_K > 1 each program writes its fp32 partial to
     ws[pid_k, n] and `_splitk_reduce_kernel` sums them in a fixed order (deterministic, no atomics).
     """
@@ -44,16 +47,18 @@ def _gemv_kernel(
         w_ptrs = w_ptr + rn[:, None] * stride_wn + k[None, :]
         if EVEN_K:
             w = tl.load(w_ptrs, mask=n_mask[:, None], other=0, eviction_policy="evict_first")
-            x = tl.load(x_ptr + k, eviction_policy="evict_last")
+            x = tl.load(x_ptr + k[None, :] + 0 * rn[:, None], eviction_policy="evict_last")
         else:
             k_mask = k < K
             w = tl.load(w_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0, eviction_policy="evict_first")
-            x = tl.load(x_ptr + k, mask=k_mask, other=0.0, eviction_policy="evict_last")
+            x = tl.load(
+                x_ptr + k[None, :] + 0 * rn[:, None], mask=k_mask[None, :], other=0.0, eviction_policy="evict_last"
+            )
         wf = _i8_to_f32(w)
         if GROUP_K > 0:
             s = tl.load(s_ptr + rn * stride_sn + k0 // GROUP_K, mask=n_mask, other=0.0)
             wf = wf * s.to(tl.float32)[:, None]
-        acc += wf * x.to(tl.float32)[None, :]
+        acc += wf * x.to(tl.float32)
     y = tl.sum(acc, axis=1)
     if GROUP_K == 0:
         y = y * tl.load(s_ptr + rn, mask=n_mask, other=0.0).to(tl.float32)
