@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 import triton
 import triton.backends.nvidia
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-
 from bloom_kernels import Plan, triton_kernels
 from bloom_kernels.plan import gemv_plan, tile_plan
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
 
 BIN = Path(triton.backends.nvidia.__file__).parent / "bin"
 H100_SMS = 132
@@ -37,8 +36,10 @@ def sm90(kernel: Any, constexprs: dict[str, Any], num_warps: int, num_stages: in
     )
     cubin = tmp / "k.cubin"
     cubin.write_bytes(compiled.asm["cubin"])
-    usage = subprocess.run([BIN / "cuobjdump", "--dump-resource-usage", cubin], capture_output=True, text=True)
-    sass = subprocess.run([BIN / "nvdisasm", "-c", cubin], capture_output=True, text=True)
+    usage = subprocess.run(
+        [BIN / "cuobjdump", "--dump-resource-usage", cubin], capture_output=True, text=True, check=True
+    )
+    sass = subprocess.run([BIN / "nvdisasm", "-c", cubin], capture_output=True, text=True, check=True)
     return usage.stdout, sass.stdout
 
 
@@ -50,7 +51,14 @@ def assert_no_spills(usage: str) -> None:
 @pytest.mark.parametrize("group", [0, 128])
 def test_gemv_sm90(tmp_path: Path, group: int) -> None:
     p = gemv_plan(5376, 14336, group, H100_SMS)
-    const = dict(GROUP_K=group, HAS_BIAS=True, SPLIT_K=p.split_k, BLOCK_N=p.block_n, BLOCK_K=p.block_k, EVEN_K=True)
+    const = {
+        "GROUP_K": group,
+        "HAS_BIAS": True,
+        "SPLIT_K": p.split_k,
+        "BLOCK_N": p.block_n,
+        "BLOCK_K": p.block_k,
+        "EVEN_K": True,
+    }
     usage, sass = sm90(triton_kernels._gemv_kernel, const, p.num_warps, p.num_stages, tmp_path)
     assert_no_spills(usage)
     assert "LDG.E.EF.128" in sass  # 16-byte weight loads, marked evict-first
@@ -62,10 +70,10 @@ def test_gemv_sm90(tmp_path: Path, group: int) -> None:
 @pytest.mark.parametrize("m,group", [(2, 0), (16, 0), (16, 128), (64, 0), (256, 0), (512, 128)])
 def test_tile_sm90(tmp_path: Path, m: int, group: int) -> None:
     p: Plan = tile_plan(m, 7168, 14336, group, H100_SMS)
-    const = dict(
-        GROUP_K=group, HAS_BIAS=True, SPLIT_K=p.split_k, BLOCK_M=p.block_m, BLOCK_N=p.block_n,
-        BLOCK_K=p.block_k, GROUP_N=p.group_n, EVEN_K=True,
-    )  # fmt: skip
+    const = {
+        "GROUP_K": group, "HAS_BIAS": True, "SPLIT_K": p.split_k, "BLOCK_M": p.block_m, "BLOCK_N": p.block_n,
+        "BLOCK_K": p.block_k, "GROUP_N": p.group_n, "EVEN_K": True,
+    }  # fmt: skip
     usage, sass = sm90(triton_kernels._tile_kernel, const, p.num_warps, p.num_stages, tmp_path)
     assert_no_spills(usage)
     assert re.search(r"HGMMA\.64x\d+x16\.F32\.BF16 R\d+, R\d+, gdesc", sass)  # wgmma, weight operand from registers
@@ -74,9 +82,9 @@ def test_tile_sm90(tmp_path: Path, m: int, group: int) -> None:
 
 def test_reduce_and_dequant_sm90(tmp_path: Path) -> None:
     usage, _ = sm90(
-        triton_kernels._splitk_reduce_kernel, dict(HAS_BIAS=True, SPLIT_K=4, BLOCK=1024), 4, 1, tmp_path
+        triton_kernels._splitk_reduce_kernel, {"HAS_BIAS": True, "SPLIT_K": 4, "BLOCK": 1024}, 4, 1, tmp_path
     )  # fmt: skip
     assert_no_spills(usage)
-    usage, sass = sm90(triton_kernels._dequant_kernel, dict(GROUP_K=0, BLOCK_N=32, BLOCK_K=128), 4, 1, tmp_path)
+    usage, sass = sm90(triton_kernels._dequant_kernel, {"GROUP_K": 0, "BLOCK_N": 32, "BLOCK_K": 128}, 4, 1, tmp_path)
     assert_no_spills(usage)
     assert "I2F" not in sass
