@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import {
+  desiredGroupPods,
   desiredRankPod,
+  rankIdentity,
   GANG_SCHEDULING_GATE,
   LABELS,
   podRevision,
@@ -196,5 +198,21 @@ describe('groups: desired rank pod', () => {
     const before = structuredClone(bd);
     assert.deepEqual(groupPods(bd, 0, 1), groupPods(bd, 0, 1));
     assert.deepEqual(bd, before);
+  });
+
+  it('desiredGroupPods builds every rank of the group', () => {
+    const bd = bloomDeployment(4);
+    const revision = podRevision(bd.spec);
+    const pods = desiredGroupPods({ bd, group: 1, epoch: 3, revision, clusterDomain: CLUSTER_DOMAIN });
+    assert.deepEqual(pods, groupPods(bd, 1, 3));
+  });
+
+  it('rankIdentity reads a rank pod back from its labels', () => {
+    const bd = bloomDeployment(2);
+    const [, pod] = groupPods(bd, 5, 12);
+    assert.deepEqual(rankIdentity(pod.metadata?.labels), { deployment: 'bloom', group: 5, rank: 1, epoch: 12, revision: podRevision(bd.spec) });
+    assert.equal(rankIdentity({ [LABELS.deployment]: 'bloom' }), undefined);
+    assert.equal(rankIdentity({ ...pod.metadata?.labels, [LABELS.epoch]: 'x' }), undefined);
+    assert.equal(rankIdentity(undefined), undefined);
   });
 });

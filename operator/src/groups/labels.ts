@@ -72,3 +72,28 @@ export function rankPodLabels(bd: string, group: number, rank: number, epoch: nu
     [LABELS.groupKey]: groupServiceName(bd, group),
   };
 }
+
+/** Identity of a rank pod read back from its labels. */
+export interface RankIdentity {
+  deployment: string;
+  group: number;
+  rank: number;
+  epoch: number;
+  revision: string;
+}
+
+function labelInteger(value: string | undefined): number | undefined {
+  return value !== undefined && /^(0|[1-9][0-9]*)$/.test(value) ? Number(value) : undefined;
+}
+
+/** The identity of a rank pod from its labels; undefined when a label is missing or malformed (not one of ours). */
+export function rankIdentity(labels: Record<string, string> | undefined): RankIdentity | undefined {
+  if (!labels) return undefined;
+  const deployment = labels[LABELS.deployment];
+  const group = labelInteger(labels[LABELS.group]);
+  const rank = labelInteger(labels[LABELS.rank]);
+  const epoch = labelInteger(labels[LABELS.epoch]);
+  const revision = labels[LABELS.revision];
+  if (!deployment || group === undefined || rank === undefined || epoch === undefined || revision === undefined) return undefined;
+  return { deployment, group, rank, epoch, revision };
+}

@@ -166,3 +166,9 @@ export function desiredRankPod(params: RankPodParams): V1Pod {
   if (placement.schedulerName) podSpec.schedulerName = placement.schedulerName;
   return pod;
 }
+
+/** The desired pods of every rank (0..tensorParallelSize-1) of one incarnation of a group. */
+export function desiredGroupPods(params: Omit<RankPodParams, 'rank'>): V1Pod[] {
+  const tensorParallelSize = withDefaults(params.bd).spec.tensorParallelSize;
+  return Array.from({ length: tensorParallelSize }, (_, rank) => desiredRankPod({ ...params, rank }));
+}
