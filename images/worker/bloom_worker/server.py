@@ -194,6 +194,9 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
             started = time.monotonic()
             code = 200
             try:
+                if path in ("/v1/completions", "/generate") and (api.engine is None or not api.state.ready):
+                    self.close_connection = True
+                    raise ApiError(503, "the group is not ready yet", "unavailable")
                 if path == "/v1/completions":
                     code = self._completions(self._body())
                 elif path == "/generate":
