@@ -15,17 +15,18 @@ Weights and inputs rotate over enough copies to span 4x the L2 cache, so no call
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import statistics
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import triton
-from bloom_kernels import int8_matmul, launch, plan_for
-from bloom_kernels.plan import tile_plan
+from bloom_kernels import Plan, int8_matmul, launch, plan_for
+from bloom_kernels.plan import CUBLAS_MIN_M, tile_plan
 from bloom_kernels.projection import project, projection_table
 
 HIDDEN = 14336
@@ -121,16 +122,59 @@ def rel_err(y: torch.Tensor, x: torch.Tensor, w: torch.Tensor, s: torch.Tensor, 
     return ((y[:, :rows].float() - ref).norm() / ref.norm()).item()
 
 
-def bench_shape(tp: int, name: str, k: int, n: int, ms: list[int], bw: float, l2: int, sms: int) -> list[Row]:
+def weights(k: int, n: int, l2: int) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """int8 weights and scales, and the same weights dequantized to bf16, each in enough copies to span 4x L2."""
     copies = max(1, math.ceil(4 * l2 / (n * k)))
     w = [torch.randint(-128, 128, (n, k), dtype=torch.int8, device="cuda") for _ in range(copies)]
     s = [(torch.rand(n, device="cuda") * 2e-3 + 1e-4).to(torch.float16) for _ in range(copies)]
-    bf16_copies = max(1, math.ceil(4 * l2 / (2 * n * k)))
     wb = [
         (w[i % copies].to(torch.float32) * s[i % copies].float()[:, None]).to(torch.bfloat16)
-        for i in range(bf16_copies)
+        for i in range(max(1, math.ceil(4 * l2 / (2 * n * k))))
     ]
+    return w, s, wb
+
+
+def bench_shape(tp: int, name: str, k: int, n: int, ms: list[int], bw: float, l2: int, sms: int) -> list[Row]:
+    w, s, wb = weights(k, n, l2)
     return [bench_m(tp, name, m, w, s, wb, bw, sms) for m in ms]
+
+
+def candidates(p: Plan) -> list[Plan]:
+    """Tiles around a plan, for --sweep."""
+    if p.kernel == "gemv":
+        grid = itertools.product((8, 16, 32, 64), (256, 512), (1, 2, 4))
+        return [replace(p, block_n=bn, block_k=bk, split_k=sk) for bn, bk, sk in grid]
+    grid = itertools.product((32, 64, 128), (64, 128, 256), (1, 2, 4, 8))
+    return [replace(p, block_n=bn, block_k=bk, split_k=sk) for bn, bk, sk in grid]
+
+
+def sweep(tp: int, name: str, k: int, n: int, ms: list[int], l2: int) -> list[str]:
+    """One markdown row per M < CUBLAS_MIN_M: the planned tiles and the fastest candidate around them."""
+    w, s, _ = weights(k, n, l2)
+    rows = []
+    for m in (m for m in ms if m < CUBLAS_MIN_M):
+        planned, times = sweep_m(m, w, s)
+        best = min(times, key=lambda c: times[c])
+        rows.append(
+            f"| {tp} | {name} | {m} | {tiles(planned)} | {times[planned]:.1f} | {tiles(best)} | {times[best]:.1f} |"
+        )
+        print(rows[-1], file=sys.stderr)
+    return rows
+
+
+def sweep_m(m: int, w: list[torch.Tensor], s: list[torch.Tensor]) -> tuple[Plan, dict[Plan, float]]:
+    """The plan for M and the time of it and of every candidate around it."""
+    x = [torch.randn(m, w[0].shape[1], device="cuda", dtype=torch.bfloat16) for _ in w]
+    planned = plan_for(x[0], w[0], s[0])
+
+    def timed(p: Plan) -> float:
+        return time_us(lambda i: launch.run(p, x[i], w[i], s[i], None), len(w))
+
+    return planned, {p: timed(p) for p in dict.fromkeys([planned, *candidates(planned)])}
+
+
+def tiles(p: Plan) -> str:
+    return f"{p.kernel} {p.block_m}x{p.block_n}x{p.block_k} split {p.split_k}"
 
 
 def bench_m(
@@ -232,9 +276,20 @@ def main() -> None:
                     help="all-reduce latency assumed per 28 KB message (NCCL ~22, one-shot custom ~8 on 8xH100)")  # fmt: skip
     ap.add_argument("--out", help="write the markdown report here too")
     ap.add_argument("--json", help="write the raw rows here")
+    ap.add_argument("--sweep", action="store_true", help="instead: time tiles around each plan (M < CUBLAS_MIN_M)")
     args = ap.parse_args()
 
     props = torch.cuda.get_device_properties(0)
+    if args.sweep:
+        lines = [
+            "| TP | shape | M | planned | µs | fastest candidate | µs |",
+            "| ---: | --- | ---: | --- | ---: | --- | ---: |",
+        ]
+        for tp in args.tp:
+            for name, (k, n) in shapes(tp).items():
+                lines += sweep(tp, name, k, n, args.m, props.L2_cache_size)
+        print("\n".join(lines))
+        return
     bw, tflops = copy_bandwidth(), bf16_gemm_tflops()
     rows = []
     for tp in args.tp:
