@@ -343,6 +343,13 @@ describe('helm chart charts/bloom-operator', function () {
       });
     }
 
+    it('requires Kubernetes 1.29 or later (pre-release builds included)', () => {
+      const old = run(['template', 'rel', chart, '--kube-version', 'v1.28.9']);
+      assert.notEqual(old.status, 0);
+      assert.match(old.stderr, /chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.28.9/);
+      assert.equal(run(['template', 'rel', chart, '--kube-version', 'v1.29.0-gke.1']).status, 0);
+    });
+
     it('refuses several replicas without leader election', () => {
       assert.match(
         renderError(['--set', 'leaderElection.enabled=false']),
