@@ -1,6 +1,9 @@
 // Leader election: the pure decisions (client-go semantics) and the
 // LeaderElector loop against an in-memory Lease store with a manual clock.
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   decide,
   jitteredDelayMs,
@@ -12,6 +15,7 @@ import {
 } from '../../operator/src/leader/decision.js';
 import { ConflictError, leaseToRecord, recordToSpec, type LeaseClient, type StoredLease } from '../../operator/src/leader/lease-client.js';
 import { LeaderElector, type Clock } from '../../operator/src/leader/lease.js';
+import { defaultIdentity, ownNamespace } from '../../operator/src/leader/identity.js';
 
 const T0 = 1_750_000_000_000;
 const held = (holder: string, at: number, transitions = 0, duration = 15): LeaseRecord => ({
@@ -458,5 +462,24 @@ describe('LeaderElector', () => {
     assert.equal(stopped, 1);
     assert.equal(elector.isLeader(), false);
     assert.ok(took < 1_000, `stopped leading ${took}ms after requests started hanging (deadline 500ms)`);
+  });
+});
+
+describe('leader identity and namespace', () => {
+  it('makes a unique identity from the pod name', () => {
+    const a = defaultIdentity({ POD_NAME: 'op-7d9f-abc' });
+    const b = defaultIdentity({ POD_NAME: 'op-7d9f-abc' });
+    assert.match(a, /^op-7d9f-abc_[0-9a-f-]{36}$/);
+    assert.notEqual(a, b);
+    assert.ok(defaultIdentity({}).length > 37, 'falls back to the hostname');
+  });
+
+  it('finds its namespace from POD_NAMESPACE, the service account file, or "default"', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bloom-ns-'));
+    const file = join(dir, 'namespace');
+    assert.equal(ownNamespace({ POD_NAMESPACE: 'ops' }, file), 'ops');
+    assert.equal(ownNamespace({}, file), 'default');
+    writeFileSync(file, 'bloom-system\n');
+    assert.equal(ownNamespace({}, file), 'bloom-system');
   });
 });
