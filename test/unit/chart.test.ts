@@ -280,6 +280,7 @@ describe('helm chart charts/bloom-operator', function () {
         '8081',
         '--namespace',
         'ml',
+        '--no-watch-nodes',
         '--log-level',
         'debug',
       ]);

@@ -153,6 +153,18 @@ describe('Pulumi component (runtime mocks)', function () {
       }
       assert.deepEqual(pod.securityContext, chartPod.securityContext);
       assert.deepEqual(pod.volumes, chartPod.volumes);
+
+      const ns = spawnSync(
+        helm,
+        ['template', 'bloom', join(root, 'charts', 'bloom-operator'), '-n', 'ops', '--set', 'rbac.scope=namespace,watchNamespace=ml,logLevel=debug', '--show-only', 'templates/deployment.yaml'],
+        { encoding: 'utf8' },
+      );
+      assert.equal(ns.status, 0, ns.stderr);
+      assert.deepEqual(
+        mod.operatorArgs({ leaderElection: true, metricsPort: 8080, healthPort: 8081, watchNamespace: 'ml', watchNodes: false, logLevel: 'debug' }),
+        (yaml.load(ns.stdout) as Any).spec.template.spec.containers[0].args,
+        'namespace-scoped args',
+      );
     });
   });
 
@@ -171,7 +183,7 @@ describe('Pulumi component (runtime mocks)', function () {
       assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'nsop', namespace: 'ops' }]);
       const d = byName('nsop-deployment').inputs;
       assert.equal(d.spec.replicas, 3);
-      assert.deepEqual(d.spec.template.spec.containers[0].args.slice(6, 8), ['--namespace', 'ml']);
+      assert.deepEqual(d.spec.template.spec.containers[0].args.slice(6), ['--namespace', 'ml', '--no-watch-nodes', '--log-level', 'info']);
     });
 
     it('rejects invalid settings', () => {

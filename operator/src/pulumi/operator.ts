@@ -51,6 +51,8 @@ export function operatorArgs(o: {
   metricsPort: number;
   healthPort: number;
   watchNamespace?: string;
+  /** False with namespace-scoped RBAC: the operator may not read nodes then. */
+  watchNodes?: boolean;
   logLevel: LogLevel;
 }): string[] {
   return [
@@ -61,6 +63,7 @@ export function operatorArgs(o: {
     '--health-port',
     String(o.healthPort),
     ...(o.watchNamespace ? ['--namespace', o.watchNamespace] : []),
+    ...(o.watchNodes === false ? ['--no-watch-nodes'] : []),
     '--log-level',
     o.logLevel,
   ];
@@ -201,6 +204,7 @@ export class BloomOperator extends pulumi.ComponentResource {
                     metricsPort,
                     healthPort,
                     watchNamespace: this.watchNamespace,
+                    watchNodes: scope === 'cluster',
                     logLevel: args.logLevel ?? 'info',
                   }),
                   env: [
