@@ -303,6 +303,34 @@ describe('LeaderElector', () => {
     );
   });
 
+  it('scales the renew deadline and retry period down with a short lease duration', async () => {
+    const store = new MemoryLeaseStore();
+    const clock = new ManualClock();
+    const noop = () => {};
+    for (const leaseDurationSeconds of [1, 3, 5, 15, 60]) {
+      new LeaderElector({ namespace: 'a', name: 'b', identity: 'c', client: store.client(), leaseDurationSeconds, onStartedLeading: noop, onStoppedLeading: noop });
+    }
+    // With a 3s lease the leader renews every 0.4s and gives up after 2s.
+    let stopped = 0;
+    const client = store.client();
+    const e = new LeaderElector({
+      namespace: 'a', name: 'b', identity: 'c', client, clock, leaseDurationSeconds: 3,
+      onStartedLeading: noop,
+      onStoppedLeading: () => {
+        stopped++;
+      },
+    });
+    const done = e.run();
+    await flush();
+    const writes = store.writes;
+    await clock.advance(2_000, 50);
+    assert.equal(store.writes - writes, 5);
+    client.down = true;
+    await clock.advance(2_500, 50);
+    assert.equal(stopped, 1);
+    await done;
+  });
+
   it('acquires a missing lease, leads, and renews every retry period', async () => {
     const store = new MemoryLeaseStore();
     const clock = new ManualClock();

@@ -34,9 +34,12 @@ export interface LeaderElectorOptions {
   identity: string;
   /** How long a lease is valid without renewal, as seen by the other candidates. Default 15. */
   leaseDurationSeconds?: number;
-  /** How long the leader retries a failing renew before it stops leading. Default 10. */
+  /**
+   * How long the leader retries a failing renew before it stops leading.
+   * Default 10, or 2/3 of a lease duration shorter than 15.
+   */
   renewDeadlineSeconds?: number;
-  /** Pause between attempts (jittered by up to 1.2x while acquiring). Default 2. */
+  /** Pause between attempts (jittered by up to 1.2x while acquiring). Default 2, or renewDeadline / 5 if smaller. */
   retryPeriodSeconds?: number;
   /**
    * Called (not awaited) once the lease is acquired. `signal` aborts when
@@ -136,9 +139,11 @@ export class LeaderElector {
   private reportedLeader = '';
 
   constructor(private readonly opts: LeaderElectorOptions) {
+    // client-go's defaults (15/10/2), scaled down for a shorter lease so a
+    // lone --lease-duration stays valid.
     this.leaseDurationSeconds = opts.leaseDurationSeconds ?? 15;
-    const renewDeadlineSeconds = opts.renewDeadlineSeconds ?? 10;
-    this.retryPeriodSeconds = opts.retryPeriodSeconds ?? 2;
+    const renewDeadlineSeconds = opts.renewDeadlineSeconds ?? Math.min(10, (this.leaseDurationSeconds * 2) / 3);
+    this.retryPeriodSeconds = opts.retryPeriodSeconds ?? Math.min(2, renewDeadlineSeconds / 5);
     validateTiming({
       leaseDurationSeconds: this.leaseDurationSeconds,
       renewDeadlineSeconds,
