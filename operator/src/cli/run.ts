@@ -1,0 +1,97 @@
+/**
+ * `bloom-operator run`: the controller with its health and metrics endpoints, optionally
+ * behind leader election. Shuts down cleanly on SIGTERM/SIGINT (releasing the lease).
+ */
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import { BloomController } from '../controller/controller.js';
+import { LeaderElector } from '../leader/lease.js';
+import { createLogger, type LogLevel } from '../log.js';
+import { createOperatorMetrics, setLeader } from '../metrics/metrics.js';
+import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
+
+export interface RunOptions {
+  kubeconfig?: string;
+  namespace?: string;
+  logLevel: LogLevel;
+  metricsPort: number;
+  healthPort: number;
+  bindAddress: string;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDurationSeconds: number;
+  identity: string;
+  clusterDomain: string;
+  workers: number;
+  watchNodes: boolean;
+}
+
+export const defaultIdentity = () => process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
+
+export function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+export async function run(options: RunOptions): Promise<void> {
+  const log = createLogger(options.logLevel);
+  const kubeConfig = loadKubeConfig(options.kubeconfig);
+  const metrics = createOperatorMetrics();
+  const controller = new BloomController({
+    kubeConfig, log, metrics, identity: options.identity, workers: options.workers, clusterDomain: options.clusterDomain, watchNodes: options.watchNodes,
+    ...(options.namespace ? { namespace: options.namespace } : {}),
+  });
+  let leading = !options.leaderElect;
+  const servers: MetricsServer[] = [];
+  const host = options.bindAddress;
+  // Ready when able to serve: the leader once its caches synced, a standby at once (it is healthy, just waiting).
+  const ready = () => (leading ? controller.ready : true);
+  servers.push(await startMetricsServer({ port: options.metricsPort, host, registry: metrics.registry, ready }));
+  if (options.healthPort !== options.metricsPort) servers.push(await startMetricsServer({ port: options.healthPort, host, ready }));
+  log.info('serving metrics and health', { metrics: servers[0]!.url, health: servers.at(-1)!.url, identity: options.identity });
+
+  let stopping: Promise<void> | undefined;
+  const elector = options.leaderElect
+    ? new LeaderElector({
+      kubeConfig, namespace: options.leaderElectionNamespace, name: options.leaderElectionId, identity: options.identity,
+      leaseDurationSeconds: options.leaseDurationSeconds, log,
+      onStartedLeading: async () => {
+        leading = true;
+        setLeader(metrics, true);
+        log.info('became leader; starting controller', { identity: options.identity });
+        await controller.start();
+      },
+      onStoppedLeading: async () => {
+        setLeader(metrics, false);
+        if (!stopping) {
+          // A lost lease means another replica may already reconcile: stop at once, as controller-runtime does.
+          log.error('lost leadership; exiting');
+          process.exit(1);
+        }
+      },
+    })
+    : undefined;
+
+  const shutdown = (signal: string) => {
+    stopping ??= (async () => {
+      log.info('shutting down', { signal });
+      await controller.stop().catch(() => {});
+      if (elector) await elector.release().catch((err: unknown) => log.warn('lease release failed', { error: String(err) }));
+      await Promise.all(servers.map((s) => s.close()));
+      log.info('stopped');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  if (elector) {
+    await elector.run();
+  } else {
+    setLeader(metrics, true);
+    await controller.start();
+  }
+}

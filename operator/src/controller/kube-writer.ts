@@ -1,0 +1,80 @@
+/**
+ * Every write the operator makes, in one place: thin wrappers over client-node that
+ * make repeated writes harmless (a create that finds the object, a delete that finds
+ * nothing) and count failures in the metrics.
+ */
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
+import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
+import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
+
+export const FIELD_MANAGER = 'bloom-operator';
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export const statusCode = (err: unknown): number | undefined => (err as { code?: number })?.code;
+
+export class KubeWriter {
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  /** Write requests sent (successful or not), for benchmarks. */
+  writes = 0;
+
+  constructor(kubeConfig: KubeConfig, private readonly metrics?: OperatorMetrics) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  private async call<T>(verb: string, resource: string, fn: () => Promise<T>, tolerate: number[] = []): Promise<T | undefined> {
+    this.writes++;
+    try {
+      return await fn();
+    } catch (err) {
+      if (tolerate.includes(statusCode(err) ?? -1)) return undefined;
+      if (this.metrics) recordApiError(this.metrics, verb, resource, err);
+      throw err;
+    }
+  }
+
+  createPod(pod: V1Pod) {
+    return this.call('create', 'pods', () => this.core.createNamespacedPod({ namespace: pod.metadata!.namespace!, body: pod, fieldManager: FIELD_MANAGER }), [409]);
+  }
+
+  /** Deletes the pod with this uid (never a newer pod of the same name); force skips the grace period. */
+  deletePod(namespace: string, name: string, uid: string, force: boolean) {
+    return this.call('delete', 'pods', () => this.core.deleteNamespacedPod({
+      name, namespace, body: { preconditions: { uid }, ...(force ? { gracePeriodSeconds: 0 } : {}) }, ...(force ? { gracePeriodSeconds: 0 } : {}),
+    }), [404, 409]);
+  }
+
+  /** Lifts the gang scheduling gate (gates can only be removed, so this is the only patch ever made to a pod). */
+  ungatePod(namespace: string, name: string) {
+    return this.call('patch', 'pods', () => this.core.patchNamespacedPod({ name, namespace, body: { spec: { schedulingGates: null } }, fieldManager: FIELD_MANAGER }, mergePatch), [404]);
+  }
+
+  createService(service: V1Service) {
+    return this.call('create', 'services', () => this.core.createNamespacedService({ namespace: service.metadata!.namespace!, body: service, fieldManager: FIELD_MANAGER }), [409]);
+  }
+
+  deleteService(namespace: string, name: string) {
+    return this.call('delete', 'services', () => this.core.deleteNamespacedService({ name, namespace }), [404]);
+  }
+
+  replaceService(service: V1Service, resourceVersion: string) {
+    const body = { ...service, metadata: { ...service.metadata, resourceVersion } };
+    return this.call('update', 'services', () => this.core.replaceNamespacedService({ name: service.metadata!.name!, namespace: service.metadata!.namespace!, body, fieldManager: FIELD_MANAGER }));
+  }
+
+  /** Merge-patches annotations (null removes one) and optionally the selector; the resourceVersion makes it fail on a stale read. */
+  patchServiceRecord(namespace: string, name: string, resourceVersion: string, annotations: Record<string, string | null>, selector?: Record<string, string>) {
+    const body = { metadata: { resourceVersion, annotations }, ...(selector ? { spec: { selector } } : {}) };
+    return this.call('patch', 'services', () => this.core.patchNamespacedService({ name, namespace, body, fieldManager: FIELD_MANAGER }, mergePatch));
+  }
+
+  /** Writes status through the status subresource, guarded by the resourceVersion the status was computed from. */
+  replaceStatus(bd: BloomDeployment, status: BloomDeploymentStatus) {
+    const body = { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: bd.kind ?? 'BloomDeployment', metadata: bd.metadata, spec: bd.spec, status };
+    return this.call('update', 'bloomdeployments/status', () => this.custom.replaceNamespacedCustomObjectStatus({
+      group: API_GROUP, version: API_VERSION, plural: PLURAL, namespace: bd.metadata.namespace!, name: bd.metadata.name!, body, fieldManager: FIELD_MANAGER,
+    }));
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * The pure life of one tensor-parallel group: given its record, its pods and the nodes,
+ * decide the writes that move it one step on, and report its status. A group is an
+ * all-or-nothing unit: a fault of any rank bumps the epoch and tears every rank down,
+ * and the new incarnation starts only when no pod of an older epoch is left.
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import type { BloomDeployment, GroupFailure, GroupPhase, GroupStatus } from '../api/types.js';
+import { desiredRankPod } from '../groups/pod.js';
+import { groupEpochSelector } from '../groups/labels.js';
+import { groupServiceName, masterAddress } from '../groups/names.js';
+import type { Action, EventSpec } from './actions.js';
+import { backoffMs, restartsInWindow } from './backoff.js';
+import { recordAnnotations, type GroupRecord } from './group-record.js';
+import { isGated, isReady, isTerminating, notReadySince, podEpoch, podRank, rankFault, type NodeViews } from './observe.js';
+
+export interface GroupPlanInput {
+  bd: BloomDeployment;
+  record: GroupRecord;
+  /** Resource version of the group Service (guards record writes). */
+  serviceResourceVersion: string;
+  /** Every pod of this group, any epoch. */
+  pods: readonly V1Pod[];
+  nodes: NodeViews | undefined;
+  now: number;
+  /** podRevision of the current spec. */
+  revision: string;
+  /** Value of the deployment's reset annotation, if set. */
+  resetToken: string | undefined;
+  clusterDomain: string;
+}
+
+export interface GroupPlan {
+  actions: Action[];
+  events: EventSpec[];
+  status: GroupStatus;
+  /** Reconcile again at this time (ms) at the latest: back-off end, a timeout that may fire. */
+  wakeAt?: number;
+  ready: boolean;
+  failed: boolean;
+  /** Runs the current revision on schedulable nodes, so the rollout keeps it. */
+  upToDate: boolean;
+}
+
+const ms = (seconds: number) => seconds * 1000;
+
+function failureOf(reason: string, message: string, now: number, rank?: number): GroupFailure {
+  const failure: GroupFailure = { reason, message, time: new Date(now).toISOString() };
+  if (rank !== undefined) failure.rank = rank;
+  return failure;
+}
+
+/** Deletes of pods that must go: any not yet terminating, and terminating ones stuck on a lost node past the grace. */
+function podDeletions(pods: readonly V1Pod[], input: GroupPlanInput): { actions: Action[]; wakeAt?: number } {
+  const actions: Action[] = [];
+  let wakeAt: number | undefined;
+  const grace = ms(input.bd.spec.failurePolicy.nodeLostGraceSeconds);
+  for (const pod of pods) {
+    const name = pod.metadata?.name ?? '';
+    const uid = pod.metadata?.uid ?? '';
+    if (!isTerminating(pod)) {
+      actions.push({ kind: 'deletePod', name, uid, force: false });
+      continue;
+    }
+    const nodeName = pod.spec?.nodeName;
+    const node = nodeName ? input.nodes?.get(nodeName) : undefined;
+    const nodeLost = input.nodes !== undefined && nodeName !== undefined && (!node || !node.ready);
+    if (!nodeLost) continue;
+    const since = Math.max(new Date(pod.metadata!.deletionTimestamp!).getTime(), node?.since ?? 0);
+    if (input.now - since >= grace) actions.push({ kind: 'deletePod', name, uid, force: true });
+    else wakeAt = Math.min(wakeAt ?? Infinity, since + grace);
+  }
+  return wakeAt === undefined ? { actions } : { actions, wakeAt };
+}
+
+/** The first reason the current incarnation cannot go on, with the time a pending timeout would fire. */
+function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { failure?: GroupFailure; wakeAt?: number } {
+  const { record, now, bd } = input;
+  const policy = bd.spec.failurePolicy;
+  const tp = bd.spec.tensorParallelSize;
+  for (const pod of [...current].sort((a, b) => podRank(a) - podRank(b))) {
+    const fault = rankFault(pod, input.nodes);
+    if (fault) return { failure: failureOf(fault.reason, fault.message, now, podRank(pod)) };
+  }
+  const released = current.some((p) => !isGated(p));
+  const ranks = new Set(current.map(podRank));
+  if (released && ranks.size < tp) {
+    const missing = [...Array(tp).keys()].find((r) => !ranks.has(r))!;
+    return { failure: failureOf('RankDeleted', `rank ${missing} of epoch ${record.epoch} disappeared`, now, missing) };
+  }
+  if (current.length === 0) return {};
+  if (record.readySince !== undefined) {
+    let wakeAt: number | undefined;
+    for (const pod of current) {
+      const since = notReadySince(pod);
+      if (since === undefined) continue;
+      const deadline = since + ms(policy.readinessLossSeconds);
+      if (now >= deadline) {
+        return { failure: failureOf('ReadinessLost', `pod ${pod.metadata?.name} not ready for ${policy.readinessLossSeconds}s`, now, podRank(pod)) };
+      }
+      wakeAt = Math.min(wakeAt ?? Infinity, deadline);
+    }
+    return wakeAt === undefined ? {} : { wakeAt };
+  }
+  const scheduled = released && current.length === tp && current.every((p) => p.spec?.nodeName);
+  if (!scheduled) return {};
+  const deadline = record.epochStarted + ms(policy.startupTimeoutSeconds);
+  if (now >= deadline) {
+    return { failure: failureOf('StartupTimeout', `group not ready within startupTimeoutSeconds=${policy.startupTimeoutSeconds}`, now) };
+  }
+  return { wakeAt: deadline };
+}
+
+export function planGroup(input: GroupPlanInput): GroupPlan {
+  const { bd, now } = input;
+  const policy = bd.spec.failurePolicy;
+  const tp = bd.spec.tensorParallelSize;
+  const name = bd.metadata.name ?? '';
+  const actions: Action[] = [];
+  const events: EventSpec[] = [];
+  let record = { ...input.record };
+  let wakeAt: number | undefined;
+  const wake = (t: number | undefined) => { if (t !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, t); };
+  const writeRecord = (next: GroupRecord) => {
+    const epochChanged = next.epoch !== input.record.epoch;
+    actions.push({
+      kind: 'patchRecord',
+      name: groupServiceName(name, record.index),
+      resourceVersion: input.serviceResourceVersion,
+      annotations: recordAnnotations(next),
+      ...(epochChanged ? { selector: groupEpochSelector(name, next.index, next.epoch) } : {}),
+    });
+    record = next;
+  };
+  const upToDateRevision = record.revision === input.revision;
+
+  if (input.resetToken !== undefined && input.resetToken !== record.resetToken) {
+    const wasFailed = record.failed !== undefined;
+    const next: GroupRecord = { ...record, restartTimes: [], resetToken: input.resetToken };
+    delete next.failed;
+    delete next.notBefore;
+    if (wasFailed) Object.assign(next, { epoch: record.epoch + 1, epochStarted: now });
+    if (wasFailed) delete next.readySince;
+    if (wasFailed || record.restartTimes.length > 0) {
+      events.push({ type: 'Normal', reason: 'GroupReset', message: `group ${record.index}: restart budget reset by annotation` });
+    }
+    writeRecord(next);
+  }
+
+  const current = input.pods.filter((p) => podEpoch(p) === record.epoch);
+  const stale = input.pods.filter((p) => podEpoch(p) !== record.epoch);
+  const staleDeletes = podDeletions(stale, input);
+  actions.push(...staleDeletes.actions);
+  wake(staleDeletes.wakeAt);
+
+  const finish = (phase: GroupPhase, extra: { ready?: boolean; message?: string } = {}): GroupPlan => {
+    const onCordoned = current.some((p) => p.spec?.nodeName && input.nodes?.get(p.spec.nodeName)?.unschedulable);
+    const status: GroupStatus = {
+      index: record.index,
+      phase,
+      epoch: record.epoch,
+      revision: record.revision,
+      readyRanks: current.filter(isReady).length,
+      restarts: record.restarts,
+      leaderAddress: masterAddress(name, record.index, bd.metadata.namespace ?? 'default', input.clusterDomain),
+    };
+    const recent = restartsInWindow(record.restartTimes, policy, now);
+    if (recent.length) status.recentRestartTimes = recent.map((t) => new Date(t).toISOString());
+    if (record.notBefore !== undefined && record.notBefore > now) status.nextRestartTime = new Date(record.notBefore).toISOString();
+    if (record.lastFailure) status.lastFailure = record.lastFailure;
+    const message = extra.message ?? record.failed;
+    if (message) status.message = message;
+    const plan: GroupPlan = {
+      actions, events, status,
+      ready: extra.ready ?? false,
+      failed: phase === 'Failed',
+      upToDate: record.revision === input.revision && !onCordoned,
+    };
+    if (wakeAt !== undefined && Number.isFinite(wakeAt)) plan.wakeAt = wakeAt;
+    return plan;
+  };
+
+  if (record.failed !== undefined) {
+    const deletes = podDeletions(current, input);
+    actions.push(...deletes.actions);
+    wake(deletes.wakeAt);
+    return finish('Failed');
+  }
+
+  const detected = detectFailure(current, input);
+  wake(detected.wakeAt);
+  if (detected.failure) {
+    const failure = detected.failure;
+    const deletes = podDeletions(current, input);
+    if (!upToDateRevision) {
+      // No spec of the old revision is kept, so an outdated group is never recreated: the rollout replaces it.
+      actions.push(...deletes.actions);
+      return { ...finish('Restarting', { message: `${failure.reason}: ${failure.message}; replaced by the rollout` }), upToDate: false };
+    }
+    const recent = restartsInWindow(record.restartTimes, policy, now);
+    if (recent.length >= policy.maxGroupRestarts) {
+      const reason = `${failure.reason}: ${failure.message}; gave up after ${recent.length} restarts within ${policy.restartWindowSeconds}s (maxGroupRestarts=${policy.maxGroupRestarts})`;
+      const next: GroupRecord = { ...record, restartTimes: recent, lastFailure: failure, failed: reason };
+      delete next.notBefore;
+      writeRecord(next);
+      actions.push(...deletes.actions);
+      events.push({ type: 'Warning', reason: 'GroupFailed', message: `group ${record.index}: ${reason}` });
+      return finish('Failed');
+    }
+    const times = [...recent, now];
+    const next: GroupRecord = {
+      ...record,
+      epoch: record.epoch + 1,
+      epochStarted: now,
+      restarts: record.restarts + 1,
+      restartTimes: times,
+      notBefore: now + backoffMs(times.length, policy),
+      lastFailure: failure,
+    };
+    delete next.readySince;
+    const previousEpoch = record.epoch;
+    writeRecord(next);
+    actions.push(...deletes.actions);
+    wake(next.notBefore);
+    events.push({
+      type: 'Warning',
+      reason: 'GroupRestarting',
+      message: `group ${record.index}: ${failure.reason}: ${failure.message}; recreating the whole group (epoch ${previousEpoch} -> ${next.epoch}, restart ${times.length}/${policy.maxGroupRestarts} in window)`,
+    });
+    return finish('Restarting');
+  }
+
+  if (record.notBefore !== undefined && now < record.notBefore) {
+    wake(record.notBefore);
+    return finish('Restarting', { message: `back-off until ${new Date(record.notBefore).toISOString()}` });
+  }
+  if (stale.length > 0) return finish('Restarting', { message: `waiting for ${stale.length} pod(s) of an older epoch to terminate` });
+
+  const ranks = new Set(current.map(podRank));
+  if (ranks.size < tp) {
+    if (!upToDateRevision) return { ...finish('Pending'), upToDate: false };
+    for (let rank = 0; rank < tp; rank++) {
+      if (ranks.has(rank)) continue;
+      actions.push({ kind: 'createPod', pod: desiredRankPod({ bd, group: record.index, rank, epoch: record.epoch, revision: record.revision, clusterDomain: input.clusterDomain }) });
+    }
+    return finish('Pending');
+  }
+  const gated = current.filter(isGated);
+  if (gated.length > 0) {
+    for (const pod of gated) actions.push({ kind: 'ungatePod', name: pod.metadata?.name ?? '' });
+    return finish('Pending');
+  }
+  const ready = current.every(isReady);
+  if (ready) {
+    if (record.readySince === undefined) {
+      writeRecord({ ...record, readySince: now });
+      events.push({ type: 'Normal', reason: 'GroupReady', message: `group ${record.index} epoch ${record.epoch}: all ${tp} ranks ready` });
+    }
+    return finish('Ready', { ready: true });
+  }
+  const unscheduled = current.some((p) => !p.spec?.nodeName);
+  return finish(unscheduled ? 'Pending' : 'Starting');
+}

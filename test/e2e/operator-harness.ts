@@ -1,0 +1,106 @@
+/** Helpers of the operator e2e tests: install the CRD, run the real operator binary, apply and watch BloomDeployments. */
+import { execFile } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
+import type { BloomDeployment, BloomDeploymentManifest } from '../../operator/src/api/types.js';
+import { LABELS, selectorString } from '../../operator/src/groups/labels.js';
+import type { LocalCluster } from '../cluster/local-cluster.js';
+import type { ClientName } from '../cluster/pki.js';
+import { repoRoot, toolPath } from '../cluster/paths.js';
+import { freePort, startProcess, stopProcess, waitFor, type ManagedProcess } from '../cluster/processes.js';
+import type { E2eContext } from './fixture.js';
+
+const run = promisify(execFile);
+
+/**
+ * Applies the generated CRDs from crds/ with kubectl (as a user would; client-node's typed
+ * serializer would drop the x-kubernetes-* extensions) and waits until they are Established.
+ */
+export async function installCrd(cluster: LocalCluster): Promise<void> {
+  await kubectl(cluster, 'apply', '--server-side', '--force-conflicts', '-f', join(repoRoot(), 'crds'));
+  await kubectl(cluster, 'wait', '--for=condition=Established', '--timeout=30s', 'crd', '--all');
+}
+
+export interface OperatorProcess {
+  process: ManagedProcess;
+  metricsUrl: string;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+export interface OperatorOptions {
+  client?: ClientName;
+  kubeconfig?: string;
+  extraArgs?: string[];
+  name?: string;
+}
+
+/** Starts `bloom-operator run` (the real CLI) as its own process and waits until it reports ready. */
+export async function startOperator(cluster: LocalCluster, options: OperatorOptions = {}): Promise<OperatorProcess> {
+  const port = await freePort();
+  const logFile = join(cluster.logDir, `${options.name ?? 'operator'}-${port}.log`);
+  closeSync(openSync(logFile, 'a'));
+  const kubeconfig = options.kubeconfig ?? cluster.kubeconfigFor(options.client ?? 'operator');
+  const args = [join(repoRoot(), 'dist', 'operator', 'src', 'cli', 'main.js'), 'run', '--kubeconfig', kubeconfig,
+    '--metrics-port', String(port), '--health-port', String(port), '--bind-address', '127.0.0.1', '--log-level', 'info', ...(options.extraArgs ?? [])];
+  const proc = startProcess(options.name ?? 'bloom-operator', process.execPath, args, logFile);
+  const metricsUrl = `http://127.0.0.1:${port}`;
+  await waitFor(`operator ready (log ${logFile})`, async () => (await fetch(`${metricsUrl}/readyz`)).ok, 60_000, 200);
+  return { process: proc, metricsUrl, logFile, stop: () => stopProcess(proc) };
+}
+
+export function customObjects(kc: KubeConfig): CustomObjectsApi {
+  return kc.makeApiClient(CustomObjectsApi);
+}
+
+export async function createBd(ctx: E2eContext, manifest: BloomDeploymentManifest): Promise<BloomDeployment> {
+  return (await customObjects(ctx.kc).createNamespacedCustomObject({
+    group: API_GROUP, version: API_VERSION, namespace: ctx.namespace, plural: PLURAL,
+    body: { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: 'BloomDeployment', ...manifest, metadata: { ...manifest.metadata, namespace: ctx.namespace } },
+  })) as BloomDeployment;
+}
+
+export async function getBd(ctx: E2eContext, name: string): Promise<BloomDeployment> {
+  return (await customObjects(ctx.kc).getNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ctx.namespace, plural: PLURAL, name })) as BloomDeployment;
+}
+
+export async function waitForBd(ctx: E2eContext, name: string, what: string, predicate: (bd: BloomDeployment) => boolean, timeoutMs = 120_000): Promise<BloomDeployment> {
+  let last: BloomDeployment | undefined;
+  try {
+    await waitFor(`${name}: ${what}`, async () => predicate((last = await getBd(ctx, name))), timeoutMs, 250);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nlast status: ${JSON.stringify(last?.status)}`);
+  }
+  return last!;
+}
+
+export async function podsOf(ctx: E2eContext, bd: string, extra: Record<string, string> = {}): Promise<V1Pod[]> {
+  const list = await ctx.core.listNamespacedPod({ namespace: ctx.namespace, labelSelector: selectorString({ [LABELS.deployment]: bd, ...extra }) });
+  return list.items;
+}
+
+export const envOf = (pod: V1Pod): Record<string, string> =>
+  Object.fromEntries((pod.spec?.containers?.[0]?.env ?? []).map((e) => [e.name, e.value ?? '']));
+
+/** Runs the real kubectl against the cluster's admin kubeconfig. */
+export async function kubectl(cluster: LocalCluster, ...args: string[]): Promise<string> {
+  const { stdout } = await run(toolPath('kubectl'), ['--kubeconfig', cluster.kubeconfig, ...args]);
+  return stdout;
+}
+
+/** A small TP deployment that kwok can run: any image (kwok starts no containers), a hostPath model. */
+export function testDeployment(name: string, spec: Record<string, unknown> = {}): BloomDeploymentManifest {
+  return {
+    metadata: { name },
+    spec: {
+      replicas: 1,
+      tensorParallelSize: 8,
+      model: { source: { hostPath: { path: '/models/bloom-176b-int8' } } },
+      worker: { image: 'ghcr.io/bloom-operator/worker:test' },
+      ...spec,
+    } as BloomDeploymentManifest['spec'],
+  };
+}
