@@ -134,6 +134,7 @@ class RankFile:
     vocab_start: int
     vocab_end: int
     tensors: dict[str, dict] = field(default_factory=dict)  # name -> {"dtype", "shape"}
+    xxh3_128: str = ""  # what the loader verifies (memory-bandwidth fast); sha256 is for tools like sha256sum
 
 
 @dataclass
@@ -317,19 +318,23 @@ class ShardWriter:
         self.f.write(data)
         self.written.add(name)
 
-    def close(self) -> tuple[int, str]:
+    def close(self) -> tuple[int, str, str]:
         missing = set(self.specs) - self.written
         if missing:
             raise ValueError(f"{self.path.name}: tensors never written: {sorted(missing)[:5]}")
         self.f.close()
-        return self.total, sha256_file(self.path)
+        return (self.total, *checksums(self.path))
 
 
-def sha256_file(path: Path, chunk: int = 16 << 20) -> str:
-    h = hashlib.sha256()
+def checksums(path: Path, chunk: int = 16 << 20) -> tuple[str, str]:
+    """(sha256, xxh3_128) of a file, in one pass."""
+    import xxhash
+
+    h, x = hashlib.sha256(), xxhash.xxh3_128()
     with open(path, "rb", buffering=0) as f:
         buf = bytearray(chunk)
         view = memoryview(buf)
         while n := f.readinto(buf):
             h.update(view[:n])
-    return h.hexdigest()
+            x.update(view[:n])
+    return h.hexdigest(), x.hexdigest()

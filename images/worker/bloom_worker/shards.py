@@ -78,13 +78,14 @@ def write_shards(
                     w.write(f"h.{i}.{name}", t.to(DTYPES[target.dtype]))
         files = []
         for r, w in enumerate(writers):
-            size, digest = w.close()
+            size, digest, fast = w.close()
             files.append(
                 RankFile(
                     rank=r,
                     path=w.path.name,
                     bytes=size,
                     sha256=digest,
+                    xxh3_128=fast,
                     vocab_start=r * per,
                     vocab_end=min((r + 1) * per, cfg.vocab_size),
                     tensors={s.name: {"dtype": s.dtype, "shape": list(s.shape)} for s in specs},

@@ -27,7 +27,7 @@ def test_loader_refusals(shards_a: dict[int, Path], tmp_path: Path) -> None:
     data[-100] ^= 0xFF
     f.write_bytes(bytes(data))
     load_shard(d, 0, 2)  # rank 0's file is intact
-    with pytest.raises(ShardError, match=r"rank-01-of-02\.safetensors: sha256 .* \(corrupt shard\)"):
+    with pytest.raises(ShardError, match=r"rank-01-of-02\.safetensors: xxh3_128 .* \(corrupt shard\)"):
         load_shard(d, 1, 2)
     f.write_bytes(bytes(data[:-10]))
     with pytest.raises(ShardError, match=r"rank-01-of-02\.safetensors: size is \d+ bytes, manifest says"):
