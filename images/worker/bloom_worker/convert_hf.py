@@ -68,6 +68,25 @@ class HFSource:
         h = self._open(file)
         return list(h["names"]) if "names" in h else list(h["sd"])
 
+    def rows(self, name: str, lo: int, hi: int) -> torch.Tensor:
+        """Rows lo:hi of a tensor, reading only those (safetensors slices; .bin tensors are mmapped)."""
+        file = self.index.get(name)
+        if file is None:
+            raise KeyError(f"{self.src}: checkpoint has no tensor {name}")
+        h = self._open(file)
+        if "st" in h:
+            return h["st"].get_slice(h["names"][name])[lo:hi]
+        return h["sd"][name][lo:hi]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        file = self.index.get(name)
+        if file is None:
+            raise KeyError(f"{self.src}: checkpoint has no tensor {name}")
+        h = self._open(file)
+        if "st" in h:
+            return tuple(h["st"].get_slice(h["names"][name]).get_shape())
+        return tuple(h["sd"][name].shape)
+
     def get(self, name: str) -> torch.Tensor:
         file = self.index.get(name)
         if file is None:
@@ -76,6 +95,15 @@ class HFSource:
         if "st" in h:
             return h["st"].get_tensor(h["names"][name])
         return h["sd"][name]
+
+
+class EmbeddingRows:
+    def __init__(self, source: HFSource):
+        self.source = source
+        self.shape = source.shape("word_embeddings.weight")
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        return self.source.rows("word_embeddings.weight", rows.start, rows.stop)
 
 
 def convert_hf(
@@ -89,16 +117,17 @@ def convert_hf(
     check_tp_size(cfg, tp)
     quant = Quantization(granularity="group" if group_size else "per-channel", group_size=group_size)
     source = HFSource(src)
-    globals_ = {
+    globals_: dict[str, object] = {
         n: source.get(n)
         for n in (
-            "word_embeddings.weight",
             "word_embeddings_layernorm.weight",
             "word_embeddings_layernorm.bias",
             "ln_f.weight",
             "ln_f.bias",
         )
     }
+    # the embedding (7 GB for BLOOM-176B) is read one rank's vocab slice at a time
+    globals_["word_embeddings.weight"] = EmbeddingRows(source)
 
     def layer(i: int) -> list[dict[str, torch.Tensor]]:
         p = f"h.{i}."

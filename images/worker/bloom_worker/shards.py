@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -42,12 +43,13 @@ def write_shards(
     tp: int,
     dtype: str,
     quant: Quantization,
-    globals_: dict[str, torch.Tensor],
+    globals_: dict[str, Any],
     layer_fn: LayerFn,
     source: dict,
     tokenizer_dir: Path | None,
 ) -> Manifest:
-    """globals_: full word_embeddings.weight (may be memory-mapped), word_embeddings_layernorm.*, ln_f.*."""
+    """globals_: word_embeddings.weight (anything with .shape and row slicing: a memory-mapped tensor or a
+    lazy row reader), word_embeddings_layernorm.*, ln_f.* tensors."""
     specs = rank_tensor_specs(cfg, tp, dtype, quant)
     out.mkdir(parents=True, exist_ok=True)
     stale = out / MANIFEST_NAME
