@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import type { V1Pod } from '@kubernetes/client-node';
+import { LABELS } from '../../operator/src/groups/labels.js';
+import type { BloomDeployment } from '../../operator/src/api/types.js';
+import { gpuNode } from '../cluster/gpu-nodes.js';
+import { waitFor } from '../cluster/processes.js';
+import { useE2e, type E2eContext } from './fixture.js';
+import { createBd, getBd, installCrd, kubectl, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+
+const epochs = (bd: BloomDeployment) => Object.fromEntries((bd.status?.groups ?? []).map((g) => [g.index, g.epoch]));
+const allReady = (replicas: number) => (b: BloomDeployment) =>
+  b.status?.readyReplicas === replicas && b.status.replicas === replicas && (b.status.groups ?? []).every((g) => g.phase === 'Ready');
+
+const fastPolicy = { backoffSeconds: 0, maxBackoffSeconds: 5, readinessLossSeconds: 2, nodeLostGraceSeconds: 5, maxGroupRestarts: 50 };
+
+async function rankPod(ctx: E2eContext, bd: string, group: number, rank: number): Promise<V1Pod> {
+  const pods = await podsOf(ctx, bd, { [LABELS.group]: String(group), [LABELS.rank]: String(rank) });
+  const live = pods.filter((p) => !p.metadata?.deletionTimestamp);
+  assert.equal(live.length, 1, `one live pod for group ${group} rank ${rank}`);
+  return live[0]!;
+}
+
+describe('group health and lifecycle (gang restarts with epochs)', function () {
+  const ctx = useE2e('life');
+  let operator: OperatorProcess;
+
+  before(async () => {
+    await installCrd(ctx.cluster);
+    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+    await createBd(ctx, testDeployment('chat', { replicas: 3, tensorParallelSize: 4, placement: { exclusive: true }, failurePolicy: fastPolicy }));
+    await waitForBd(ctx, 'chat', '3 ready groups', allReady(3));
+  });
+  after(async () => operator?.stop());
+
+  const faults: Array<[string, (pod: V1Pod) => Promise<unknown>, string]> = [
+    ['a rank container fails', (pod) => kubectl(ctx.cluster, '-n', ctx.namespace, 'label', 'pod', pod.metadata!.name!, 'pod-container-running-failed.stage.kwok.x-k8s.io=true'), 'RankFailed'],
+    ['a rank container restarts', (pod) => kubectl(ctx.cluster, '-n', ctx.namespace, 'label', 'pod', pod.metadata!.name!, 'pod-container-restarted.stage.kwok.x-k8s.io=true'), 'RankRestarted'],
+    ['a rank pod is deleted', (pod) => ctx.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: ctx.namespace }), 'RankDeleted'],
+    ['a rank pod is evicted', (pod) => ctx.core.createNamespacedPodEviction({ name: pod.metadata!.name!, namespace: ctx.namespace, body: { metadata: { name: pod.metadata!.name!, namespace: ctx.namespace } } }), 'RankDeleted'],
+    ['a rank loses readiness', (pod) => kubectl(ctx.cluster, '-n', ctx.namespace, 'label', 'pod', pod.metadata!.name!, 'pod-not-ready.stage.kwok.x-k8s.io=true'), 'ReadinessLost'],
+    ['the node of a rank becomes NotReady', async (pod) => {
+      const node = pod.spec!.nodeName!;
+      await kubectl(ctx.cluster, 'label', 'node', node, 'node-not-ready.stage.kwok.x-k8s.io=true');
+      return node;
+    }, 'NodeLost'],
+    ['the node of a rank is gone', (pod) => ctx.core.deleteNode({ name: pod.spec!.nodeName! }), 'NodeLost'],
+  ];
+
+  faults.forEach(([what, inject, reason], i) => {
+    it(`recreates exactly that group with a higher epoch when ${what}`, async () => {
+      const group = i % 3;
+      const before = await waitForBd(ctx, 'chat', 'all ready', allReady(3));
+      const victim = await rankPod(ctx, 'chat', group, 1 + (i % 3));
+      const node = victim.spec!.nodeName!;
+      await inject(victim);
+      try {
+        const after = await waitForBd(ctx, 'chat', `group ${group} recreated and ready`, (b) => {
+          const g = b.status?.groups?.find((x) => x.index === group);
+          return allReady(3)(b) && (g?.epoch ?? 0) > before.status!.groups!.find((x) => x.index === group)!.epoch;
+        }, 120_000);
+        const e0 = epochs(before);
+        const e1 = epochs(after);
+        for (const g of [0, 1, 2]) assert.equal(e1[g], g === group ? e0[g]! + 1 : e0[g], `epoch of group ${g}`);
+        const status = after.status!.groups!.find((x) => x.index === group)!;
+        assert.equal(status.lastFailure?.reason, reason);
+        assert.equal(status.restarts, (before.status!.groups!.find((x) => x.index === group)!.restarts ?? 0) + 1);
+        const pods = await podsOf(ctx, 'chat', { [LABELS.group]: String(group) });
+        assert.deepEqual([...new Set(pods.map((p) => p.metadata?.labels?.[LABELS.epoch]))], [String(e1[group])], 'only the new epoch remains');
+        if (reason === 'NodeLost') assert.ok(pods.every((p) => p.spec?.nodeName !== node), 'the group moved off the lost node');
+      } finally {
+        if (what.includes('NotReady')) await kubectl(ctx.cluster, 'label', 'node', node, 'node-not-ready.stage.kwok.x-k8s.io-');
+        if (what.includes('gone')) await ctx.core.createNode({ body: gpuNode({ name: node, gpus: 8, product: 'NVIDIA-H100-80GB-HBM3', domain: `nvl-${node}` }) });
+      }
+    });
+  });
+
+  it('stops a group that keeps failing at maxGroupRestarts, marks it Failed, and keeps the others serving', async () => {
+    await createBd(ctx, testDeployment('flaky', {
+      replicas: 1, tensorParallelSize: 2, worker: { image: 'bloom.test/never-ready' },
+      failurePolicy: { ...fastPolicy, startupTimeoutSeconds: 2, maxGroupRestarts: 2, backoffSeconds: 1, maxBackoffSeconds: 2 },
+    }));
+    const failed = await waitForBd(ctx, 'flaky', 'group Failed', (b) => b.status?.groups?.[0]?.phase === 'Failed', 120_000);
+    const group = failed.status!.groups![0]!;
+    assert.equal(group.restarts, 2);
+    assert.equal(group.epoch, 3);
+    assert.match(group.message ?? '', /StartupTimeout.*gave up after 2 restarts within 3600s \(maxGroupRestarts=2\)/);
+    assert.equal(failed.status?.phase, 'Failed');
+    assert.equal(failed.status?.conditions?.find((c) => c.type === 'Degraded')?.status, 'True');
+    await waitFor('the failed group frees its GPUs', async () => (await podsOf(ctx, 'flaky')).length === 0, 30_000);
+    const events = await ctx.core.listNamespacedEvent({ namespace: ctx.namespace, fieldSelector: 'involvedObject.name=flaky' });
+    assert.ok(events.items.some((e) => e.reason === 'GroupFailed' && e.type === 'Warning' && /maxGroupRestarts=2/.test(e.message ?? '')));
+    assert.equal(events.items.filter((e) => e.reason === 'GroupRestarting').length, 2);
+    assert.ok(allReady(3)(await getBd(ctx, 'chat')), 'the other deployment keeps serving');
+
+    await kubectl(ctx.cluster, '-n', ctx.namespace, 'annotate', 'bd/flaky', 'inference.bloom.dev/reset-restarts=1');
+    await waitForBd(ctx, 'flaky', 'revived by the reset annotation', (b) => b.status?.groups?.[0]?.phase !== 'Failed' && (b.status?.groups?.[0]?.epoch ?? 0) > 3);
+  });
+});
