@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker_helpers import MODEL_A, MODEL_B, Group, build_hf, convert, launch
+from worker_helpers import DS_MODEL, MODEL_A, MODEL_B, Group, build_hf, convert, launch, write_deepspeed
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,16 @@ def shards_a(work: Path, model_a: Path) -> dict[int, Path]:
 @pytest.fixture(scope="session")
 def shards_b(work: Path, model_b: Path) -> dict[int, Path]:
     return {tp: convert(model_b, work / f"b-tp{tp}", tp) for tp in (1, 3)}
+
+
+@pytest.fixture(scope="session")
+def ds(work: Path) -> dict[str, Path]:
+    """A synthetic DeepSpeed-Inference INT8 checkpoint (tp_size 4, 32 groups, half-scales), the original
+    converted for TP=4, and the checkpoint imported for TP=4 and re-split for TP=8."""
+    src = build_hf(work / "hf-ds", 3, False, **DS_MODEL)
+    ckpt = write_deepspeed(src, work / "ds-int8")
+    return {"src": src, "ckpt": ckpt, "conv": convert(src, work / "ds-conv-tp4", 4),
+            "tp4": convert(ckpt, work / "ds-imp-tp4", 4), "tp8": convert(ckpt, work / "ds-imp-tp8", 8)}
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
+
 import torch
 from bloom_worker.format import MANIFEST_NAME, QUANTIZED, Manifest, dequantize
 from safetensors import safe_open
 
-from worker_helpers import BIN, MODEL_A, assemble, build_hf, convert, hf_state, write_deepspeed
+from worker_helpers import BIN, DS_MODEL, MODEL_A, assemble, build_hf, convert, hf_state, write_deepspeed
 
 
 def test_manifest_describes_the_shards(shards_a: dict[int, Path]) -> None:
@@ -80,17 +80,6 @@ def test_group_wise_scales(model_a: Path, tmp_path: Path) -> None:
 
 
 # --- DeepSpeed-Inference INT8 import ---------------------------------------------------------
-
-DS_MODEL = dict(vocab_size=250, hidden_size=128, n_layer=2, n_head=8)  # 32 groups cover whole rows at TP=4
-
-
-@pytest.fixture(scope="module")
-def ds(work: Path) -> dict[str, Path]:
-    src = build_hf(work / "hf-ds", 3, False, **DS_MODEL)
-    ckpt = write_deepspeed(src, work / "ds-int8")
-    return {"src": src, "ckpt": ckpt, "conv": convert(src, work / "ds-conv-tp4", 4),
-            "tp4": convert(ckpt, work / "ds-imp-tp4", 4), "tp8": convert(ckpt, work / "ds-imp-tp8", 8)}
-
 
 def ds_dequantized(ckpt: Path, tp: int = 4) -> dict[str, torch.Tensor]:
     """The full matrices the DeepSpeed checkpoint encodes at its own TP size: q * (group scale)."""

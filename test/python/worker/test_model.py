@@ -70,3 +70,13 @@ def test_engine_batches_concurrent_requests_exactly(shards_a: dict[int, Path]) -
         alone = local_generate(shards_a[1], [p], 6)[0]
         assert got["output_ids"] == alone["output_ids"]
         assert len(got["output_ids"]) == 6
+
+
+def test_group_wise_scales_run_through_the_kernel(model_a: Path, tmp_path: Path) -> None:
+    from worker_helpers import convert
+
+    shard = convert(model_a, tmp_path / "g", 1, "--group-size", "16")
+    ids = PROMPTS[0]
+    got = worker_logits(shard, ids)
+    assert (got - hf_logits(model_a, ids, fake_quant_from=shard)).abs().max() <= TIGHT * got.abs().max()
+    assert rel_err(got, hf_logits(model_a, ids)) <= LOOSE

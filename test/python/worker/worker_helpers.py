@@ -25,6 +25,8 @@ BIN = Path(sys.executable).parent
 MODEL_A = dict(vocab_size=250, hidden_size=64, n_layer=2, n_head=8)
 # model B: 3 heads (odd, not a power of two: ALiBi's interleaved extra slopes), TP 1/3, vocab 250 over 3
 MODEL_B = dict(vocab_size=250, hidden_size=48, n_layer=2, n_head=3)
+# DeepSpeed import: hidden 128 so that 32 quantization groups cover whole rows at tp_size 4
+DS_MODEL = dict(vocab_size=250, hidden_size=128, n_layer=2, n_head=8)
 WORDS = ["hello", "world", "bloom", "int8", "tensor", "parallel", "the", "a", "of", "kubernetes", "operator", "model"]
 
 
