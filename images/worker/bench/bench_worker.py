@@ -4,7 +4,7 @@
 
 1. load: writes a synthetic rank file of about --load-mb MB (random int8 matrices through the real
    ShardWriter and manifest), warms the page cache, then alternates a plain sequential read of the file
-   (readinto a preallocated buffer, 16 MiB chunks) with `load_shard` (mmap, full sha256 verification,
+   (readinto a preallocated buffer, 16 MiB chunks) with `load_shard` (mmap, full xxh3-128 verification,
    header and dtype/shape checks, tensor views) and reports the median of each and their ratio
    (read time / load time; >= 0.9 is the goal).
 2. tokens/s: a tiny random BLOOM (hidden 64, 2 layers, 8 heads, vocab 250) converted for each TP size,
@@ -31,7 +31,17 @@ from pathlib import Path
 import requests
 import torch
 
-from bloom_worker.format import MANIFEST_NAME, Manifest, ModelConfig, Quantization, RankFile, ShardWriter, padded_vocab, rank_file_name, rank_tensor_specs
+from bloom_worker.format import (
+    MANIFEST_NAME,
+    Manifest,
+    ModelConfig,
+    Quantization,
+    RankFile,
+    ShardWriter,
+    padded_vocab,
+    rank_file_name,
+    rank_tensor_specs,
+)
 from bloom_worker.loader import load_shard
 
 BIN = Path(sys.executable).parent
@@ -53,8 +63,25 @@ def synthetic_shard(out: Path, mb: int) -> Path:
             t = torch.rand(s.shape, generator=g).to(getattr(torch, s.dtype))
         w.write(s.name, t)
     size, digest, fast = w.close()
-    m = Manifest(cfg, 1, "float16", quant, padded_vocab(cfg.vocab_size, 1),
-                 [RankFile(0, w.path.name, size, digest, 0, cfg.vocab_size, {s.name: {"dtype": s.dtype, "shape": list(s.shape)} for s in specs}, fast)])
+    m = Manifest(
+        cfg,
+        1,
+        "float16",
+        quant,
+        padded_vocab(cfg.vocab_size, 1),
+        [
+            RankFile(
+                0,
+                w.path.name,
+                size,
+                digest,
+                0,
+                cfg.vocab_size,
+                {s.name: {"dtype": s.dtype, "shape": list(s.shape)} for s in specs},
+                fast,
+            )
+        ],
+    )
     (out / MANIFEST_NAME).write_text(m.to_json())
     return out / w.path.name
 
@@ -83,8 +110,15 @@ def bench_load(mb: int, repeats: int) -> dict:
             shard = load_shard(d, 0, 1)
             loads.append(time.perf_counter() - t)
             del shard
-        r, l = statistics.median(reads), statistics.median(loads)
-        return {"bytes": size, "read_s": r, "load_s": l, "read_GBps": size / r / 1e9, "load_GBps": size / l / 1e9, "ratio": r / l}
+        r, ld = statistics.median(reads), statistics.median(loads)
+        return {
+            "bytes": size,
+            "read_s": r,
+            "load_s": ld,
+            "read_GBps": size / r / 1e9,
+            "load_GBps": size / ld / 1e9,
+            "ratio": r / ld,
+        }
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -101,11 +135,30 @@ def serve(shards: Path, tp: int, logdir: Path) -> tuple[list[subprocess.Popen], 
     for r in range(tp):
         hp = free_port()
         health.append(hp)
-        env = dict(os.environ, RANK=str(r), WORLD_SIZE=str(tp), LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(master), BLOOM_DEPLOYMENT="bench", BLOOM_MODEL_DIR=str(shards), BLOOM_TENSOR_PARALLEL_SIZE=str(tp),
-                   BLOOM_GROUP="0", BLOOM_EPOCH="1", BLOOM_HTTP_PORT=str(http), BLOOM_HEALTH_PORT=str(hp), BLOOM_RENDEZVOUS_TIMEOUT="120",
-                   BLOOM_BIND_ADDRESS="127.0.0.1", OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([str(BIN / "bloom-worker")], env=env, stdout=open(logdir / f"r{r}.log", "wb"), stderr=subprocess.STDOUT))
+        env = dict(
+            os.environ,
+            RANK=str(r),
+            WORLD_SIZE=str(tp),
+            LOCAL_RANK="0",
+            LOCAL_WORLD_SIZE="1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(master),
+            BLOOM_DEPLOYMENT="bench",
+            BLOOM_MODEL_DIR=str(shards),
+            BLOOM_TENSOR_PARALLEL_SIZE=str(tp),
+            BLOOM_GROUP="0",
+            BLOOM_EPOCH="1",
+            BLOOM_HTTP_PORT=str(http),
+            BLOOM_HEALTH_PORT=str(hp),
+            BLOOM_RENDEZVOUS_TIMEOUT="120",
+            BLOOM_BIND_ADDRESS="127.0.0.1",
+            OMP_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "bloom-worker")], env=env, stdout=open(logdir / f"r{r}.log", "wb"), stderr=subprocess.STDOUT
+            )
+        )
     deadline = time.time() + 180
     for hp in health:
         while True:
@@ -129,7 +182,9 @@ def bench_tokens(tps: list[int], tokens: int) -> list[dict]:
     out = []
     try:
         torch.manual_seed(0)
-        BloomForCausalLM(BloomConfig(vocab_size=250, hidden_size=64, n_layer=2, n_head=8, initializer_range=0.2)).save_pretrained(d / "hf")
+        BloomForCausalLM(
+            BloomConfig(vocab_size=250, hidden_size=64, n_layer=2, n_head=8, initializer_range=0.2)
+        ).save_pretrained(d / "hf")
         for tp in tps:
             convert([str(d / "hf"), str(d / f"tp{tp}"), "-t", str(tp)])
             procs, url, _ = serve(d / f"tp{tp}", tp, d)
@@ -140,8 +195,14 @@ def bench_tokens(tps: list[int], tokens: int) -> list[dict]:
                 n1 = len(requests.post(url + "/generate", json=body, timeout=300).json()["output_ids"])
                 single = n1 / (time.perf_counter() - t)
                 counts = [0] * 8
-                def call(i: int) -> None:
-                    counts[i] = len(requests.post(url + "/generate", json={**body, "input_ids": [5 + i] * 4}, timeout=300).json()["output_ids"])
+
+                def call(i: int, counts: list[int] = counts, url: str = url, body: dict = body) -> None:
+                    counts[i] = len(
+                        requests.post(url + "/generate", json={**body, "input_ids": [5 + i] * 4}, timeout=300).json()[
+                            "output_ids"
+                        ]
+                    )
+
                 threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
                 t = time.perf_counter()
                 for th in threads:
@@ -170,8 +231,12 @@ def main() -> None:
     ap.add_argument("--tp", type=int, nargs="*", default=[1, 2, 4])
     ap.add_argument("--tokens", type=int, default=64)
     args = ap.parse_args()
-    result = {"load": bench_load(args.load_mb, args.repeats), "tokens": bench_tokens(args.tp, args.tokens),
-              "cpus": os.cpu_count(), "torch": torch.__version__}
+    result = {
+        "load": bench_load(args.load_mb, args.repeats),
+        "tokens": bench_tokens(args.tp, args.tokens),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+    }
     print(json.dumps(result, indent=2))
 
 

@@ -18,9 +18,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("src", type=Path)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--tensor-parallel", "-t", type=int, required=True, help="number of ranks (must divide the head count)")
-    ap.add_argument("--dtype", choices=("float16", "bfloat16"), default="float16", help="dtype of norms, biases and embeddings")
-    ap.add_argument("--group-size", type=int, default=None, help="group-wise scales over this many inputs (default: per output channel)")
+    ap.add_argument(
+        "--tensor-parallel", "-t", type=int, required=True, help="number of ranks (must divide the head count)"
+    )
+    ap.add_argument(
+        "--dtype", choices=("float16", "bfloat16"), default="float16", help="dtype of norms, biases and embeddings"
+    )
+    ap.add_argument(
+        "--group-size",
+        type=int,
+        default=None,
+        help="group-wise scales over this many inputs (default: per output channel)",
+    )
     ap.add_argument("--format", choices=("auto", "hf", "deepspeed"), default="auto")
     args = ap.parse_args(argv)
     src: Path = args.src

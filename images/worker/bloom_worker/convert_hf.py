@@ -136,7 +136,12 @@ def convert_hf(
             w, b = source.get(p + ln + ".weight"), source.get(p + ln + ".bias")
             for r in range(tp):
                 ranks[r][ln + ".weight"], ranks[r][ln + ".bias"] = w, b
-        for name in ("self_attention.query_key_value", "self_attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"):
+        for name in (
+            "self_attention.query_key_value",
+            "self_attention.dense",
+            "mlp.dense_h_to_4h",
+            "mlp.dense_4h_to_h",
+        ):
             q, scale = quantize(source.get(p + name + ".weight"), group_size)
             bias = source.get(p + name + ".bias")
             for r in range(tp):

@@ -35,7 +35,7 @@ class Request:
     seed: int | None = None
     stop_at_eos: bool = True
     want_logits: bool = False
-    events: "queue.Queue[tuple[str, object]]" = field(default_factory=queue.Queue)
+    events: queue.Queue[tuple[str, object]] = field(default_factory=queue.Queue)
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -46,7 +46,7 @@ class Engine:
         self.metrics = metrics
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
-        self.queue: "queue.Queue[Request]" = queue.Queue()
+        self.queue: queue.Queue[Request] = queue.Queue()
         self.stopping = threading.Event()
         self.eos = model.cfg.eos_token_id
 

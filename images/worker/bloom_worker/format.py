@@ -76,8 +76,9 @@ class ModelConfig:
         return self.hidden_size // self.n_head
 
     @staticmethod
-    def from_hf(cfg: dict) -> "ModelConfig":
+    def from_hf(cfg: dict) -> ModelConfig:
         """From a Hugging Face BLOOM config.json (old and new key names)."""
+
         def pick(*names: str, default=None):
             for n in names:
                 if n in cfg and cfg[n] is not None:
@@ -92,9 +93,7 @@ class ModelConfig:
             n_layer=int(pick("n_layer", "num_hidden_layers")),
             n_head=int(pick("n_head", "num_attention_heads")),
             layer_norm_epsilon=float(pick("layer_norm_epsilon", default=1e-5)),
-            apply_residual_connection_post_layernorm=bool(
-                cfg.get("apply_residual_connection_post_layernorm", False)
-            ),
+            apply_residual_connection_post_layernorm=bool(cfg.get("apply_residual_connection_post_layernorm", False)),
             bos_token_id=int(pick("bos_token_id", default=1)),
             eos_token_id=int(pick("eos_token_id", default=2)),
             pad_token_id=int(pick("pad_token_id", default=3)),
@@ -156,7 +155,7 @@ class Manifest:
         return json.dumps(d, indent=2, sort_keys=False) + "\n"
 
     @staticmethod
-    def from_json(text: str) -> "Manifest":
+    def from_json(text: str) -> Manifest:
         d = json.loads(text)
         if d.get("format") != FORMAT:
             raise ValueError(f"format is {d.get('format')!r}, expected {FORMAT!r}")
@@ -176,7 +175,7 @@ class Manifest:
         )
 
     @staticmethod
-    def read(model_dir: str | os.PathLike) -> "Manifest":
+    def read(model_dir: str | os.PathLike) -> Manifest:
         return Manifest.from_json((Path(model_dir) / MANIFEST_NAME).read_text())
 
 
@@ -293,7 +292,11 @@ class ShardWriter:
         offset = 0
         self.offsets: dict[str, int] = {}
         for s in self.specs.values():
-            header[s.name] = {"dtype": ST_DTYPE[s.dtype], "shape": list(s.shape), "data_offsets": [offset, offset + s.nbytes]}
+            header[s.name] = {
+                "dtype": ST_DTYPE[s.dtype],
+                "shape": list(s.shape),
+                "data_offsets": [offset, offset + s.nbytes],
+            }
             self.offsets[s.name] = offset
             offset += s.nbytes
         header["__metadata__"] = {"format": FORMAT}

@@ -64,7 +64,9 @@ def start_health_server(bind: str, port: int, state: State, metrics: Metrics, id
             elif path == "/readyz":
                 snap = state.snapshot()
                 ready = state.ready
-                self._send(200 if ready else 503, json.dumps({"ready": ready, **snap, **identity}).encode(), "application/json")
+                self._send(
+                    200 if ready else 503, json.dumps({"ready": ready, **snap, **identity}).encode(), "application/json"
+                )
             elif path == "/metrics":
                 metrics.set("bloom_worker_ready", 1.0 if state.ready else 0.0)
                 self._send(200, metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8")

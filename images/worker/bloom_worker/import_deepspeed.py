@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .format import LAYER_NORMS, ModelConfig, Quantization, check_tp_size, split_cols, split_rows
+from .format import ModelConfig, Quantization, check_tp_size, split_cols, split_rows
 from .shards import write_shards
 
 CONFIG_NAMES = ("ds_inference_config.json", "ds-inference_config.json")
@@ -116,7 +116,13 @@ def import_deepspeed(src: Path, out: Path, tp: int, dtype: str = "float16") -> N
     for name in non_tp:
         glob.update(_load(src / base_dir(ds, name)))
     globals_ = {}
-    for n in ("word_embeddings.weight", "word_embeddings_layernorm.weight", "word_embeddings_layernorm.bias", "ln_f.weight", "ln_f.bias"):
+    for n in (
+        "word_embeddings.weight",
+        "word_embeddings_layernorm.weight",
+        "word_embeddings_layernorm.bias",
+        "ln_f.weight",
+        "ln_f.bias",
+    ):
         if n not in glob:
             raise DeepSpeedImportError(f"non-tp checkpoint lacks {n}")
         globals_[n] = glob[n]
@@ -137,7 +143,7 @@ def import_deepspeed(src: Path, out: Path, tp: int, dtype: str = "float16") -> N
                 ranks[r][ln + ".bias"] = get(s, p + prefix + "b")  # type: ignore[assignment]
             for name, (wkey, bkey, column) in MATRICES.items():
                 entry = get(s, p + wkey)
-                if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+                if not isinstance(entry, list | tuple) or len(entry) != 2:
                     raise DeepSpeedImportError(f"{p + wkey}: expected an [int8, scale] entry (dtype int8 checkpoint)")
                 q, scale = entry
                 if q.dtype != torch.int8:

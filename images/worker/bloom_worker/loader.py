@@ -66,7 +66,9 @@ def load_shard(model_dir: str | os.PathLike, rank: int, world_size: int, verify_
             f"{mpath}: shards are for tensor-parallel size {m.tensor_parallel_size}, but the world size is {world_size}"
         )
     if len(m.files) != world_size or sorted(f.rank for f in m.files) != list(range(world_size)):
-        raise ShardError(f"{mpath}: expected one file per rank 0..{world_size - 1}, manifest lists {[f.rank for f in m.files]}")
+        raise ShardError(
+            f"{mpath}: expected one file per rank 0..{world_size - 1}, manifest lists {[f.rank for f in m.files]}"
+        )
     entry = next(f for f in m.files if f.rank == rank)
     path = model_dir / entry.path
     if not path.is_file():
@@ -78,7 +80,9 @@ def load_shard(model_dir: str | os.PathLike, rank: int, world_size: int, verify_
     for name, spec in expected.items():
         listed = entry.tensors.get(name)
         if listed is None or listed["dtype"] != spec.dtype or tuple(listed["shape"]) != spec.shape:
-            raise ShardError(f"{mpath}: entry {name} of rank {rank} is {listed}, the config implies {spec.dtype} {list(spec.shape)}")
+            raise ShardError(
+                f"{mpath}: entry {name} of rank {rank} is {listed}, the config implies {spec.dtype} {list(spec.shape)}"
+            )
 
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -90,7 +94,9 @@ def load_shard(model_dir: str | os.PathLike, rank: int, world_size: int, verify_
             algorithm, want = ("xxh3_128", entry.xxh3_128) if entry.xxh3_128 else ("sha256", entry.sha256)
             digest = _hash_mapped(mm, size, algorithm)
             if digest != want:
-                raise ShardError(f"{path}: {algorithm} {digest[:16]}... does not match the manifest's {want[:16]}... (corrupt shard)")
+                raise ShardError(
+                    f"{path}: {algorithm} {digest[:16]}... does not match the manifest's {want[:16]}... (corrupt shard)"
+                )
         n = int.from_bytes(mm[:8], "little")
         if n <= 0 or 8 + n > size:
             raise ShardError(f"{path}: not a safetensors file (header length {n})")
@@ -109,11 +115,19 @@ def load_shard(model_dir: str | os.PathLike, rank: int, world_size: int, verify_
             spec = expected[name]
             dtype = ST_DTYPE_INV.get(info["dtype"])
             if dtype != spec.dtype or tuple(info["shape"]) != spec.shape:
-                raise ShardError(f"{path}: {name} is {info['dtype']} {info['shape']}, expected {spec.dtype} {list(spec.shape)}")
+                raise ShardError(
+                    f"{path}: {name} is {info['dtype']} {info['shape']}, expected {spec.dtype} {list(spec.shape)}"
+                )
             lo, hi = info["data_offsets"]
             if hi - lo != spec.nbytes or start + hi > size:
                 raise ShardError(f"{path}: {name} has bad data offsets {lo}..{hi}")
-            t = torch.frombuffer(mm, dtype=DTYPES[dtype], count=hi - lo and (hi - lo) // DTYPES[dtype].itemsize, offset=start + lo) if hi > lo else torch.empty(0, dtype=DTYPES[dtype])
+            t = (
+                torch.frombuffer(
+                    mm, dtype=DTYPES[dtype], count=hi - lo and (hi - lo) // DTYPES[dtype].itemsize, offset=start + lo
+                )
+                if hi > lo
+                else torch.empty(0, dtype=DTYPES[dtype])
+            )
             tensors[name] = t.view(spec.shape)
     except BaseException:
         tensors = {}

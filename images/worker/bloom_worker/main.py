@@ -48,7 +48,13 @@ def run() -> int:
         stream=sys.stderr,
     )
     state, metrics = State(), Metrics()
-    identity = {"deployment": env.deployment, "group": str(env.group), "epoch": env.epoch, "rank": str(env.rank), "world_size": str(env.world_size)}
+    identity = {
+        "deployment": env.deployment,
+        "group": str(env.group),
+        "epoch": env.epoch,
+        "rank": str(env.rank),
+        "world_size": str(env.world_size),
+    }
     metrics.set("bloom_worker_info", 1.0, identity)
     deadline = time.monotonic() + env.rendezvous_timeout
     try:

@@ -23,7 +23,10 @@ HELP = {
 def _labels(labels: dict[str, str] | None) -> str:
     if not labels:
         return ""
-    body = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in sorted(labels.items()))
+    body = ",".join(
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in sorted(labels.items())
+    )
     return "{" + body + "}"
 
 
@@ -53,7 +56,11 @@ class Metrics:
         with self._lock:
             snapshot = {k: dict(v) for k, v in self._values.items()}
         for name, (kind, text) in HELP.items():
-            series = {n: v for n, v in snapshot.items() if n == name or (kind == "summary" and n in (name + "_sum", name + "_count"))}
+            series = {
+                n: v
+                for n, v in snapshot.items()
+                if n == name or (kind == "summary" and n in (name + "_sum", name + "_count"))
+            }
             if not series:
                 continue
             out.append(f"# HELP {name} {text}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
 from bloom_kernels import int8_matmul
 
 from .format import DTYPES, ModelConfig
@@ -65,7 +66,16 @@ def alibi_slopes(n_head: int) -> torch.Tensor:
 class KVCache:
     """Preallocated keys and values of every layer: [B, local heads, max_len, head_dim]."""
 
-    def __init__(self, n_layer: int, batch: int, heads: int, max_len: int, head_dim: int, dtype: torch.dtype, device: torch.device):
+    def __init__(
+        self,
+        n_layer: int,
+        batch: int,
+        heads: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ):
         self.k = [torch.empty(batch, heads, max_len, head_dim, dtype=dtype, device=device) for _ in range(n_layer)]
         self.v = [torch.empty(batch, heads, max_len, head_dim, dtype=dtype, device=device) for _ in range(n_layer)]
         self.length = 0
@@ -95,6 +105,7 @@ class BloomTP:
         self.head_dim = self.cfg.head_dim
         self.vocab_start = shard.vocab_start
         t = shard.tensors
+
         def vec(name: str) -> torch.Tensor:
             return t[name].to(device=device, dtype=self.dtype)
 
@@ -130,7 +141,9 @@ class BloomTP:
         return self.comm.all_reduce(x)
 
     @torch.inference_mode()
-    def forward(self, ids: torch.Tensor, cache: KVCache, key_mask: torch.Tensor, all_logits: bool = False) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, cache: KVCache, key_mask: torch.Tensor, all_logits: bool = False
+    ) -> torch.Tensor:
         """ids [B, T] appended at cache.length; key_mask [B, cache.length + T] (False = padding).
 
         Returns full-vocab fp32 logits [B, T, V] if all_logits else [B, V] of the last position,

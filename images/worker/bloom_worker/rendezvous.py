@@ -85,7 +85,7 @@ def rendezvous(env: WorkerEnv, deadline: float, backend: str) -> dist.TCPStore |
         store.set("bloom/world_size", str(env.world_size))
         keys = [f"bloom/{env.epoch}/joined/{r}" for r in range(1, env.world_size)]
         while True:
-            missing = [r for r, k in zip(range(1, env.world_size), keys) if not store.check([k])]
+            missing = [r for r, k in zip(range(1, env.world_size), keys, strict=False) if not store.check([k])]
             if not missing:
                 break
             if _left(deadline) <= 0:
@@ -100,7 +100,9 @@ def rendezvous(env: WorkerEnv, deadline: float, backend: str) -> dist.TCPStore |
             store = dist.TCPStore(ip, env.master_port, None, False, td())
             store.wait(["bloom/epoch", "bloom/world_size"], td())
         except RuntimeError as e:
-            raise RendezvousError(f"rank 0's store at {env.master_addr}:{env.master_port} did not answer: {e}") from None
+            raise RendezvousError(
+                f"rank 0's store at {env.master_addr}:{env.master_port} did not answer: {e}"
+            ) from None
         theirs = store.get("bloom/epoch").decode()
         if theirs != env.epoch:
             raise RendezvousError(

@@ -57,7 +57,11 @@ class Api:
 
     # --- validation ------------------------------------------------------------------------
     def _ids(self, value: object, what: str) -> list[int]:
-        if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
             raise ApiError(400, f"{what} must be a non-empty list of integer token ids")
         bad = [v for v in value if v < 0 or v >= self.vocab_size]
         if bad:
@@ -77,7 +81,7 @@ class Api:
         v = body.get(key, default)
         if v is None:
             v = default
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or (integer and not isinstance(v, int)):
             raise ApiError(400, f"{key} must be {'an integer' if integer else 'a number'}")
         if not lo <= v <= hi:
             raise ApiError(400, f"{key}={v} is outside [{lo:g}, {hi:g}]")
@@ -116,7 +120,10 @@ class Api:
                 else:
                     out.append(self._ids(p, f"prompt[{i}]"))
             return out
-        raise ApiError(400, f"prompt must be a string, a list of token ids, or a list of at most {self.limits.max_prompts} of those")
+        raise ApiError(
+            400,
+            f"prompt must be a string, a list of token ids, or a list of at most {self.limits.max_prompts} of those",
+        )
 
     def run(self, ids: list[int], params: dict, want_logits: bool = False, stop_at_eos: bool = True) -> Request:
         engine = self._engine()
@@ -179,7 +186,13 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
             if path == "/v1/models":
-                self._json(200, {"object": "list", "data": [{"id": api.model_name, "object": "model", "owned_by": "bloom-operator"}]})
+                self._json(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [{"id": api.model_name, "object": "model", "owned_by": "bloom-operator"}],
+                    },
+                )
             elif path == "/healthz":
                 self._json(200, {"status": "ok"})
             elif path == "/readyz":
@@ -253,13 +266,25 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
                 for i, r in enumerate(reqs):
                     out, reason, _ = api.collect(r)
                     total += len(out)
-                    choices.append({"index": i, "text": decode(out), "token_ids": out, "logprobs": None, "finish_reason": reason})
+                    choices.append(
+                        {"index": i, "text": decode(out), "token_ids": out, "logprobs": None, "finish_reason": reason}
+                    )
                 prompt_tokens = sum(len(p) for p in prompts)
-                self._json(200, {
-                    "id": cid, "object": "text_completion", "created": created, "model": api.model_name,
-                    "choices": choices,
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": total, "total_tokens": prompt_tokens + total},
-                })
+                self._json(
+                    200,
+                    {
+                        "id": cid,
+                        "object": "text_completion",
+                        "created": created,
+                        "model": api.model_name,
+                        "choices": choices,
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": total,
+                            "total_tokens": prompt_tokens + total,
+                        },
+                    },
+                )
                 return 200
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -284,13 +309,33 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
                     if kind == "token":
                         seen.append(int(value))  # type: ignore[arg-type]
                         text = decode(seen)
-                        delta, text_so_far = text[len(text_so_far):], text
-                        emit({**chunk, "choices": [{"index": i, "text": delta, "token_ids": [int(value)], "logprobs": None, "finish_reason": None}]})  # type: ignore[arg-type]
+                        delta, text_so_far = text[len(text_so_far) :], text
+                        emit(
+                            {
+                                **chunk,
+                                "choices": [
+                                    {
+                                        "index": i,
+                                        "text": delta,
+                                        "token_ids": [int(value)],
+                                        "logprobs": None,
+                                        "finish_reason": None,
+                                    }
+                                ],
+                            }
+                        )  # type: ignore[arg-type]
                     elif kind == "error":
                         emit({"error": {"message": str(value), "type": "server_error"}})
                         break
                     elif kind == "done":
-                        emit({**chunk, "choices": [{"index": i, "text": "", "token_ids": [], "logprobs": None, "finish_reason": value}]})
+                        emit(
+                            {
+                                **chunk,
+                                "choices": [
+                                    {"index": i, "text": "", "token_ids": [], "logprobs": None, "finish_reason": value}
+                                ],
+                            }
+                        )
                         break
             emit(b"[DONE]")
             return 200

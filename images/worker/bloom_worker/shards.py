@@ -6,12 +6,13 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .format import (
+    DTYPES,
     MANIFEST_NAME,
     TOKENIZER_FILES,
     Manifest,
@@ -19,7 +20,6 @@ from .format import (
     Quantization,
     RankFile,
     ShardWriter,
-    DTYPES,
     padded_vocab,
     rank_file_name,
     rank_tensor_specs,
@@ -62,14 +62,21 @@ def write_shards(
     try:
         emb = globals_["word_embeddings.weight"]
         if tuple(emb.shape) != (cfg.vocab_size, cfg.hidden_size):
-            raise ValueError(f"word_embeddings.weight is {tuple(emb.shape)}, config says {(cfg.vocab_size, cfg.hidden_size)}")
+            raise ValueError(
+                f"word_embeddings.weight is {tuple(emb.shape)}, config says {(cfg.vocab_size, cfg.hidden_size)}"
+            )
         for r, w in enumerate(writers):
             lo, hi = r * per, min((r + 1) * per, cfg.vocab_size)
             part = torch.zeros(per, cfg.hidden_size, dtype=dt)
             if hi > lo:
                 part[: hi - lo] = emb[lo:hi].to(dt)
             w.write("word_embeddings.weight", part)
-            for name in ("word_embeddings_layernorm.weight", "word_embeddings_layernorm.bias", "ln_f.weight", "ln_f.bias"):
+            for name in (
+                "word_embeddings_layernorm.weight",
+                "word_embeddings_layernorm.bias",
+                "ln_f.weight",
+                "ln_f.bias",
+            ):
                 w.write(name, globals_[name].to(dt))
         del emb
         for i in progress(range(cfg.n_layer), cfg.n_layer, f"converting for TP={tp}"):

@@ -41,8 +41,13 @@ def ds(work: Path) -> dict[str, Path]:
     converted for TP=4, and the checkpoint imported for TP=4 and re-split for TP=8."""
     src = build_hf(work / "hf-ds", 3, False, **DS_MODEL)
     ckpt = write_deepspeed(src, work / "ds-int8")
-    return {"src": src, "ckpt": ckpt, "conv": convert(src, work / "ds-conv-tp4", 4),
-            "tp4": convert(ckpt, work / "ds-imp-tp4", 4), "tp8": convert(ckpt, work / "ds-imp-tp8", 8)}
+    return {
+        "src": src,
+        "ckpt": ckpt,
+        "conv": convert(src, work / "ds-conv-tp4", 4),
+        "tp4": convert(ckpt, work / "ds-imp-tp4", 4),
+        "tp8": convert(ckpt, work / "ds-imp-tp8", 8),
+    }
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ import json
 import subprocess
 from pathlib import Path
 
-
 import torch
-from bloom_worker.format import MANIFEST_NAME, QUANTIZED, Manifest, dequantize
 from safetensors import safe_open
 
+from bloom_worker.format import MANIFEST_NAME, QUANTIZED, Manifest
 from worker_helpers import BIN, DS_MODEL, MODEL_A, assemble, build_hf, convert, hf_state, write_deepspeed
 
 
@@ -51,8 +50,12 @@ def test_int8_weights_are_the_same_for_every_tp_size(shards_a: dict[int, Path], 
 
 
 def test_refuses_a_tp_size_that_does_not_divide_the_heads(model_a: Path, tmp_path: Path) -> None:
-    p = subprocess.run([str(BIN / "bloom-convert"), str(model_a), str(tmp_path / "out"), "--tensor-parallel", "3"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [str(BIN / "bloom-convert"), str(model_a), str(tmp_path / "out"), "--tensor-parallel", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode != 0
     assert "tensor-parallel size 3 does not divide the head count 8" in p.stderr
     assert not (tmp_path / "out" / MANIFEST_NAME).exists()
@@ -81,11 +84,16 @@ def test_group_wise_scales(model_a: Path, tmp_path: Path) -> None:
 
 # --- DeepSpeed-Inference INT8 import ---------------------------------------------------------
 
+
 def ds_dequantized(ckpt: Path, tp: int = 4) -> dict[str, torch.Tensor]:
     """The full matrices the DeepSpeed checkpoint encodes at its own TP size: q * (group scale)."""
     cfg = json.loads((ckpt / "config.json").read_text())
-    keys = {"self_attention.query_key_value": ("attention.attn_qkvw", 0), "self_attention.dense": ("attention.attn_ow", 1),
-            "mlp.dense_h_to_4h": ("mlp.inter_w", 0), "mlp.dense_4h_to_h": ("mlp.output_w", 1)}
+    keys = {
+        "self_attention.query_key_value": ("attention.attn_qkvw", 0),
+        "self_attention.dense": ("attention.attn_ow", 1),
+        "mlp.dense_h_to_4h": ("mlp.inter_w", 0),
+        "mlp.dense_4h_to_h": ("mlp.output_w", 1),
+    }
     sds = [{} for _ in range(tp)]
     for s in range(tp):
         for f in sorted(ckpt.glob(f"tp_{s:02d}_*.pt")):
@@ -130,10 +138,18 @@ def test_deepspeed_import_matches_converting_the_original(ds: dict[str, Path]) -
 
 
 def test_deepspeed_import_refusals(ds: dict[str, Path], work: Path, tmp_path: Path) -> None:
-    p = subprocess.run([str(BIN / "bloom-convert"), str(ds["ckpt"]), str(tmp_path / "m"), "-t", "2"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [str(BIN / "bloom-convert"), str(ds["ckpt"]), str(tmp_path / "m"), "-t", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode != 0 and "merging INT8 shards is not" in p.stderr
     no_half = write_deepspeed(ds["src"], work / "ds-int8-nohalf", half_scales=False)
-    p = subprocess.run([str(BIN / "bloom-convert"), str(no_half), str(tmp_path / "n"), "-t", "8"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [str(BIN / "bloom-convert"), str(no_half), str(tmp_path / "n"), "-t", "8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode != 0 and "needs the half-scales" in p.stderr

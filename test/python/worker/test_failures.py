@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from bloom_worker.loader import ShardError, load_shard
 
+from bloom_worker.loader import ShardError, load_shard
 from worker_helpers import free_port
 
 

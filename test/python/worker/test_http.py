@@ -46,16 +46,30 @@ def test_completions_return_text(group: Group) -> None:
 def test_multiple_prompts_and_sampling(group: Group) -> None:
     r = post(group, "/v1/completions", {"prompt": ["hello", [7, 8, 9]], "max_tokens": 3, "temperature": 0})
     assert r.status_code == 200 and [c["index"] for c in r.json()["choices"]] == [0, 1]
-    body = {"input_ids": [10, 11, 12], "max_new_tokens": 6, "temperature": 0.9, "top_p": 0.9, "seed": 1234, "stop_at_eos": False}
+    body = {
+        "input_ids": [10, 11, 12],
+        "max_new_tokens": 6,
+        "temperature": 0.9,
+        "top_p": 0.9,
+        "seed": 1234,
+        "stop_at_eos": False,
+    }
     a, b = post(group, "/generate", body).json(), post(group, "/generate", body).json()
     assert a["output_ids"] == b["output_ids"] and len(a["output_ids"]) == 6
 
 
 def test_streaming(group: Group) -> None:
-    full = post(group, "/v1/completions", {"prompt": "bloom int8", "max_tokens": 4, "temperature": 0}).json()["choices"][0]
-    r = post(group, "/v1/completions", {"prompt": "bloom int8", "max_tokens": 4, "temperature": 0, "stream": True}, stream=True)
+    full = post(group, "/v1/completions", {"prompt": "bloom int8", "max_tokens": 4, "temperature": 0}).json()[
+        "choices"
+    ][0]
+    r = post(
+        group,
+        "/v1/completions",
+        {"prompt": "bloom int8", "max_tokens": 4, "temperature": 0, "stream": True},
+        stream=True,
+    )
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
-    events = [line[len("data: "):] for line in r.iter_lines(decode_unicode=True) if line.startswith("data: ")]
+    events = [line[len("data: ") :] for line in r.iter_lines(decode_unicode=True) if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     ids = [t for c in chunks for t in c["choices"][0]["token_ids"]]
@@ -97,14 +111,19 @@ def test_body_size_and_method_limits(group: Group) -> None:
 
 def test_concurrent_requests_are_batched(group: Group) -> None:
     prompts = [[5 + i] * (1 + i) for i in range(6)]
-    alone = [post(group, "/generate", {"input_ids": p, "max_new_tokens": 6, "stop_at_eos": False}).json()["output_ids"] for p in prompts]
+    alone = [
+        post(group, "/generate", {"input_ids": p, "max_new_tokens": 6, "stop_at_eos": False}).json()["output_ids"]
+        for p in prompts
+    ]
     before = requests.get(group.ranks[0].url("/metrics"), timeout=10).text
     results: list[list[int] | None] = [None] * len(prompts)
     barrier = threading.Barrier(len(prompts))
 
     def call(i: int) -> None:
         barrier.wait()
-        results[i] = post(group, "/generate", {"input_ids": prompts[i], "max_new_tokens": 6, "stop_at_eos": False}).json()["output_ids"]
+        results[i] = post(
+            group, "/generate", {"input_ids": prompts[i], "max_new_tokens": 6, "stop_at_eos": False}
+        ).json()["output_ids"]
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(len(prompts))]
     for t in threads:
@@ -131,7 +150,10 @@ def test_health_and_metrics_on_every_rank(group: Group) -> None:
         assert m.headers["Content-Type"].startswith("text/plain")
         assert "bloom_worker_ready 1" in m.text
         assert f'bloom_worker_info{{deployment="tiny",epoch="1",group="0",rank="{r.rank}",world_size="2"}} 1' in m.text
-    assert 'bloom_worker_requests_total{code="200",path="/v1/completions"}' in requests.get(group.ranks[0].url("/metrics"), timeout=5).text
+    assert (
+        'bloom_worker_requests_total{code="200",path="/v1/completions"}'
+        in requests.get(group.ranks[0].url("/metrics"), timeout=5).text
+    )
 
 
 def test_model_without_tokenizer_serves_ids_only(shards_b: dict[int, Path], spawn) -> None:
@@ -140,4 +162,6 @@ def test_model_without_tokenizer_serves_ids_only(shards_b: dict[int, Path], spaw
     assert r.status_code == 400 and "no tokenizer" in r.json()["error"]["message"]
     r = post(g, "/v1/completions", {"prompt": [1, 2, 3], "max_tokens": 2, "temperature": 0})
     assert r.status_code == 200 and len(r.json()["choices"][0]["token_ids"]) <= 2
-    assert post(g, "/generate", {"input_ids": [1, 2, 3], "max_new_tokens": 3, "stop_at_eos": False}).json()["output_ids"]
+    assert post(g, "/generate", {"input_ids": [1, 2, 3], "max_new_tokens": 3, "stop_at_eos": False}).json()[
+        "output_ids"
+    ]

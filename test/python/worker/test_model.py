@@ -52,8 +52,8 @@ def test_padding_batching_and_cache_are_exact(shards_a: dict[int, Path]) -> None
     ids = torch.full((len(PROMPTS), t), 3)
     mask = torch.zeros(len(PROMPTS), t + 1, dtype=torch.bool)
     for i, p in enumerate(PROMPTS):
-        ids[i, t - len(p):] = torch.tensor(p)
-        mask[i, t - len(p):] = True
+        ids[i, t - len(p) :] = torch.tensor(p)
+        mask[i, t - len(p) :] = True
     cache = model.new_cache(len(PROMPTS), t + 1)
     batched = model.forward(ids, cache, mask)
     nxt = batched.argmax(-1)
@@ -66,7 +66,7 @@ def test_padding_batching_and_cache_are_exact(shards_a: dict[int, Path]) -> None
 
 def test_engine_batches_concurrent_requests_exactly(shards_a: dict[int, Path]) -> None:
     together = local_generate(shards_a[1], PROMPTS, 6)
-    for p, got in zip(PROMPTS, together):
+    for p, got in zip(PROMPTS, together, strict=False):
         alone = local_generate(shards_a[1], [p], 6)[0]
         assert got["output_ids"] == alone["output_ids"]
         assert len(got["output_ids"]) == 6

@@ -26,10 +26,18 @@ def test_tp_group_matches_tp1(which: str, tp: int, request: pytest.FixtureReques
     shards = request.getfixturevalue(f"shards_{which}")
     group = spawn(shards[tp], tp).wait_ready(180)
     reference = local_generate(shards[1], PROMPTS, NEW)
-    for ids, ref in zip(PROMPTS, reference):
-        r = requests.post(group.api("/generate"), json={
-            "input_ids": ids, "max_new_tokens": NEW, "temperature": 0, "stop_at_eos": False, "return_logits": True,
-        }, timeout=120)
+    for ids, ref in zip(PROMPTS, reference, strict=False):
+        r = requests.post(
+            group.api("/generate"),
+            json={
+                "input_ids": ids,
+                "max_new_tokens": NEW,
+                "temperature": 0,
+                "stop_at_eos": False,
+                "return_logits": True,
+            },
+            timeout=120,
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         got = torch.tensor(body["logits"])
@@ -47,7 +55,9 @@ def test_imported_deepspeed_checkpoint_serves(ds: dict[str, Path], spawn) -> Non
     exactly the model transformers computes with the checkpoint's own dequantized weights."""
     group = spawn(ds["tp8"], 8).wait_ready(180)
     for ids in PROMPTS[:2]:
-        r = requests.post(group.api("/generate"), json={"input_ids": ids, "max_new_tokens": 1, "return_logits": True}, timeout=120)
+        r = requests.post(
+            group.api("/generate"), json={"input_ids": ids, "max_new_tokens": 1, "return_logits": True}, timeout=120
+        )
         assert r.status_code == 200, r.text
         got = torch.tensor(r.json()["logits"])
         want = hf_logits(ds["src"], ids, fake_quant_from=ds["tp4"])

@@ -9,11 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import requests
 import torch
 
@@ -30,8 +28,8 @@ DS_MODEL = dict(vocab_size=250, hidden_size=128, n_layer=2, n_head=8)
 WORDS = ["hello", "world", "bloom", "int8", "tensor", "parallel", "the", "a", "of", "kubernetes", "operator", "model"]
 
 
-def build_tokenizer(vocab_size: int) -> "object":
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+def build_tokenizer(vocab_size: int) -> object:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<pad>": 3}
     for w in WORDS:
@@ -115,7 +113,7 @@ class Group:
     def api(self, path: str) -> str:
         return self.http + path
 
-    def wait_ready(self, timeout: float = 120.0) -> "Group":
+    def wait_ready(self, timeout: float = 120.0) -> Group:
         deadline = time.monotonic() + timeout
         pending = list(self.ranks)
         while pending:
@@ -137,7 +135,9 @@ class Group:
         try:
             return self.ranks[rank].proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"rank {rank} still running after {timeout}s:\n{self.ranks[rank].output()[-2000:]}") from None
+            raise AssertionError(
+                f"rank {rank} still running after {timeout}s:\n{self.ranks[rank].output()[-2000:]}"
+            ) from None
 
     def stop(self) -> None:
         for r in self.ranks:
@@ -200,8 +200,6 @@ def launch(
     return group
 
 
-
-
 def assemble(shard_dir: Path) -> dict[str, torch.Tensor]:
     """All ranks of a shard directory put back together: full int8 codes, scales, dequantized matrices."""
     from bloom_worker.format import COLUMN_PARALLEL, QUANTIZED, Manifest, dequantize
@@ -230,10 +228,14 @@ def assemble(shard_dir: Path) -> dict[str, torch.Tensor]:
             base = name[: -len(".weight")]
             scales = [s.tensors[base + ".scale"] for s in shards]
             # per-element scale [out, in]: each rank's scale applies to its own slice
-            full = [sc[:, None].expand(p.shape) if sc.dim() == 1 else sc.repeat_interleave(p.shape[1] // sc.shape[1], dim=1)
-                    for p, sc in zip(parts, scales)]
+            full = [
+                sc[:, None].expand(p.shape) if sc.dim() == 1 else sc.repeat_interleave(p.shape[1] // sc.shape[1], dim=1)
+                for p, sc in zip(parts, scales, strict=False)
+            ]
             out[base + ".scale_full"] = torch.cat(full, dim=0 if column else 1)
-            out[base + ".dequant"] = torch.cat([dequantize(p, sc) for p, sc in zip(parts, scales)], dim=0 if column else 1)
+            out[base + ".dequant"] = torch.cat(
+                [dequantize(p, sc) for p, sc in zip(parts, scales, strict=False)], dim=0 if column else 1
+            )
         elif name.endswith(".bias"):
             out[name] = torch.cat(parts) if column else parts[0].clone()
     return out
@@ -256,11 +258,17 @@ def ds_group_quantize(w: torch.Tensor, parallel_dim: int, groups: int = 32) -> l
     hs = []
     for h in halves:
         f = h.reshape(groups, -1)
-        hs.append((torch.maximum(f.min(1, keepdim=True)[0].abs(), f.max(1, keepdim=True)[0].abs()) * 2.0 / q_range).squeeze().unsqueeze(0))
+        hs.append(
+            (torch.maximum(f.min(1, keepdim=True)[0].abs(), f.max(1, keepdim=True)[0].abs()) * 2.0 / q_range)
+            .squeeze()
+            .unsqueeze(0)
+        )
     return [q, torch.cat([scale.squeeze().unsqueeze(0), hs[0], hs[1]], dim=0).reshape(groups, -1).contiguous()]
 
 
-def write_deepspeed(src: Path, out: Path, tp: int = 4, chunks: int = 2, groups: int = 32, half_scales: bool = True) -> Path:
+def write_deepspeed(
+    src: Path, out: Path, tp: int = 4, chunks: int = 2, groups: int = 32, half_scales: bool = True
+) -> Path:
     """A synthetic checkpoint in the microsoft/bloom-deepspeed-inference-int8 layout, from an HF model."""
     import shutil
 
@@ -269,8 +277,16 @@ def write_deepspeed(src: Path, out: Path, tp: int = 4, chunks: int = 2, groups: 
     out.mkdir(parents=True)
     shutil.copyfile(src / "config.json", out / "config.json")
     torch.save(
-        {f"transformer.{n}": sd[n].half() for n in ("word_embeddings.weight", "word_embeddings_layernorm.weight",
-                                                     "word_embeddings_layernorm.bias", "ln_f.weight", "ln_f.bias")},
+        {
+            f"transformer.{n}": sd[n].half()
+            for n in (
+                "word_embeddings.weight",
+                "word_embeddings_layernorm.weight",
+                "word_embeddings_layernorm.bias",
+                "ln_f.weight",
+                "ln_f.bias",
+            )
+        },
         out / "non-tp.pt",
     )
     n_layer = cfg["n_layer"]
@@ -282,8 +298,14 @@ def write_deepspeed(src: Path, out: Path, tp: int = 4, chunks: int = 2, groups: 
             p = f"h.{i}."
             d = files[i // per_chunk]
             P = f"transformer.h.{i}."
-            d[P + "norm_w"], d[P + "norm_b"] = sd[p + "input_layernorm.weight"].half(), sd[p + "input_layernorm.bias"].half()
-            d[P + "mlp.attn_nw"], d[P + "mlp.attn_nb"] = sd[p + "post_attention_layernorm.weight"].half(), sd[p + "post_attention_layernorm.bias"].half()
+            d[P + "norm_w"], d[P + "norm_b"] = (
+                sd[p + "input_layernorm.weight"].half(),
+                sd[p + "input_layernorm.bias"].half(),
+            )
+            d[P + "mlp.attn_nw"], d[P + "mlp.attn_nb"] = (
+                sd[p + "post_attention_layernorm.weight"].half(),
+                sd[p + "post_attention_layernorm.bias"].half(),
+            )
             for hf, (wk, bk, column) in {
                 "self_attention.query_key_value": ("attention.attn_qkvw", "attention.attn_qkvb", True),
                 "self_attention.dense": ("attention.attn_ow", "attention.attn_ob", False),
@@ -303,10 +325,18 @@ def write_deepspeed(src: Path, out: Path, tp: int = 4, chunks: int = 2, groups: 
         for c in range(chunks):
             torch.save(files[c], out / f"tp_{s:02d}_{c:02d}.pt")
     tp_list = [f"tp_{s:02d}_{c:02d}.pt" for c in range(chunks) for s in range(tp)]
-    (out / "ds_inference_config.json").write_text(json.dumps({
-        "type": "BLOOM", "checkpoints": {"non_tp": ["non-tp.pt"], "tp": tp_list},
-        "version": 1.0, "parallelization": "tp", "tp_size": tp, "dtype": "int8",
-    }))
+    (out / "ds_inference_config.json").write_text(
+        json.dumps(
+            {
+                "type": "BLOOM",
+                "checkpoints": {"non_tp": ["non-tp.pt"], "tp": tp_list},
+                "version": 1.0,
+                "parallelization": "tp",
+                "tp_size": tp,
+                "dtype": "int8",
+            }
+        )
+    )
     del names
     return out
 
@@ -329,7 +359,10 @@ def local_generate(shard_dir: Path, prompts: list[list[int]], max_new: int, want
     engine = Engine(local_model(shard_dir), Metrics())
     t = threading.Thread(target=engine.run_leader, daemon=True)
     t.start()
-    reqs = [engine.submit(Request(ids=p, max_new_tokens=max_new, stop_at_eos=False, want_logits=want_logits)) for p in prompts]
+    reqs = [
+        engine.submit(Request(ids=p, max_new_tokens=max_new, stop_at_eos=False, want_logits=want_logits))
+        for p in prompts
+    ]
     out = []
     for r in reqs:
         ids, logits = [], None
@@ -361,7 +394,11 @@ def hf_logits(src: Path, ids: list[int], fake_quant_from: Path | None = None) ->
             name = k.removeprefix("transformer.")
             if name == "lm_head.weight":
                 continue
-            sd[k] = (full[name[: -len(".weight")] + ".dequant"] if name[: -len(".weight")] + ".dequant" in full else full[name]).float()
+            sd[k] = (
+                full[name[: -len(".weight")] + ".dequant"]
+                if name[: -len(".weight")] + ".dequant" in full
+                else full[name]
+            ).float()
         model.load_state_dict(sd, strict=False)
         model.tie_weights()
     with torch.no_grad():
