@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ class Request:
     seed: int | None = None
     stop_at_eos: bool = True
     want_logits: bool = False
-    events: queue.Queue[tuple[str, object]] = field(default_factory=queue.Queue)
+    events: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
     enqueued: float = field(default_factory=time.monotonic)
 
 

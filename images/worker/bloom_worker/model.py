@@ -92,6 +92,16 @@ class QLinear:
         return int8_matmul(x, self.w, self.scale, self.bias if add_bias else None)
 
 
+@dataclass
+class Layer:
+    ln1: tuple[torch.Tensor, torch.Tensor]
+    ln2: tuple[torch.Tensor, torch.Tensor]
+    qkv: QLinear  # column-parallel
+    dense: QLinear  # row-parallel
+    fc1: QLinear  # column-parallel
+    fc2: QLinear  # row-parallel
+
+
 class BloomTP:
     def __init__(self, shard: Shard, comm: Comm, device: torch.device, dtype: torch.dtype | None = None):
         m = shard.manifest
@@ -112,18 +122,18 @@ class BloomTP:
         self.emb = vec("word_embeddings.weight")
         self.emb_ln = (vec("word_embeddings_layernorm.weight"), vec("word_embeddings_layernorm.bias"))
         self.ln_f = (vec("ln_f.weight"), vec("ln_f.bias"))
-        self.layers = []
+        self.layers: list[Layer] = []
         for i in range(self.cfg.n_layer):
             p = f"h.{i}."
             self.layers.append(
-                {
-                    "ln1": (vec(p + "input_layernorm.weight"), vec(p + "input_layernorm.bias")),
-                    "ln2": (vec(p + "post_attention_layernorm.weight"), vec(p + "post_attention_layernorm.bias")),
-                    "qkv": QLinear(t, p + "self_attention.query_key_value", device, self.dtype),
-                    "dense": QLinear(t, p + "self_attention.dense", device, self.dtype),
-                    "fc1": QLinear(t, p + "mlp.dense_h_to_4h", device, self.dtype),
-                    "fc2": QLinear(t, p + "mlp.dense_4h_to_h", device, self.dtype),
-                }
+                Layer(
+                    ln1=(vec(p + "input_layernorm.weight"), vec(p + "input_layernorm.bias")),
+                    ln2=(vec(p + "post_attention_layernorm.weight"), vec(p + "post_attention_layernorm.bias")),
+                    qkv=QLinear(t, p + "self_attention.query_key_value", device, self.dtype),
+                    dense=QLinear(t, p + "self_attention.dense", device, self.dtype),
+                    fc1=QLinear(t, p + "mlp.dense_h_to_4h", device, self.dtype),
+                    fc2=QLinear(t, p + "mlp.dense_4h_to_h", device, self.dtype),
+                )
             )
         r = comm.rank
         self.slopes = alibi_slopes(self.cfg.n_head)[r * self.heads : (r + 1) * self.heads].to(device)
@@ -165,8 +175,8 @@ class BloomTP:
         bias = alibi.masked_fill(~allowed, torch.finfo(torch.float32).min)
         inv_norm = 1.0 / math.sqrt(hd)
         for i, L in enumerate(self.layers):
-            ln1 = self._ln(x, L["ln1"])
-            qkv = L["qkv"](ln1).view(b, t, h, 3, hd)
+            ln1 = self._ln(x, L.ln1)
+            qkv = L.qkv(ln1).view(b, t, h, 3, hd)
             q, k, v = (qkv[:, :, :, j].transpose(1, 2) for j in range(3))  # [B, H, T, hd]
             cache.k[i][:, :, start:end] = k
             cache.v[i][:, :, start:end] = v
@@ -174,12 +184,12 @@ class BloomTP:
             scores = torch.matmul(q.float(), keys.float().transpose(-1, -2)) * inv_norm + bias
             probs = torch.softmax(scores, dim=-1).to(self.dtype)
             ctx = torch.matmul(probs, values).transpose(1, 2).reshape(b, t, h * hd)
-            attn = self.comm.all_reduce(L["dense"](ctx, add_bias=False)) + L["dense"].bias
+            attn = self.comm.all_reduce(L.dense(ctx, add_bias=False)) + L.dense.bias
             residual = ln1 if self.cfg.apply_residual_connection_post_layernorm else x
             x = residual + attn
-            ln2 = self._ln(x, L["ln2"])
-            hidden = F.gelu(L["fc1"](ln2), approximate="tanh")
-            mlp = self.comm.all_reduce(L["fc2"](hidden, add_bias=False)) + L["fc2"].bias
+            ln2 = self._ln(x, L.ln2)
+            hidden = F.gelu(L.fc1(ln2), approximate="tanh")
+            mlp = self.comm.all_reduce(L.fc2(hidden, add_bias=False)) + L.fc2.bias
             residual = ln2 if self.cfg.apply_residual_connection_post_layernorm else x
             x = residual + mlp
         cache.length = end
