@@ -7,6 +7,7 @@ kernels/DESIGN.md); they are static, not autotuned at run time, so one input alw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import torch
@@ -87,6 +88,7 @@ def tile_plan(m: int, n: int, k: int, group_size: int, num_sms: int) -> Plan:
     return Plan("tile", block_m=bm, block_n=bn, block_k=bk, split_k=split, num_warps=warps, num_stages=stages)
 
 
+@lru_cache(maxsize=4096)  # called on every int8_matmul: keep the launch path cheap
 def plan(m: int, n: int, k: int, *, dtype: torch.dtype, group_size: int, device: torch.device, num_sms: int) -> Plan:
     """The kernel for x [m, k] (dtype, on device) times w [n, k] with scales of group_size (0 = per-channel)."""
     if m == 0 or device.type != "cuda" or dtype not in TRITON_DTYPES or _k_granule(group_size) < 16:
