@@ -181,7 +181,7 @@ class BloomTP:
             cache.k[i][:, :, start:end] = k
             cache.v[i][:, :, start:end] = v
             keys, values = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
-            scores = torch.matmul(q.float(), keys.float().transpose(-1, -2)) * inv_norm + bias
+            scores = torch.matmul(q, keys.transpose(-1, -2)).float() * inv_norm + bias  # softmax in fp32
             probs = torch.softmax(scores, dim=-1).to(self.dtype)
             ctx = torch.matmul(probs, values).transpose(1, 2).reshape(b, t, h * hd)
             attn = self.comm.all_reduce(L.dense(ctx, add_bias=False)) + L.dense.bias
@@ -194,5 +194,5 @@ class BloomTP:
             x = residual + mlp
         cache.length = end
         x = self._ln(x if all_logits else x[:, -1], self.ln_f)
-        local = torch.matmul(x.float(), self.emb.float().T)
+        local = torch.matmul(x, self.emb.T).float()
         return self.comm.all_gather_last(local)[..., : self.cfg.vocab_size]

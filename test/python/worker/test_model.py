@@ -80,3 +80,18 @@ def test_group_wise_scales_run_through_the_kernel(model_a: Path, tmp_path: Path)
     got = worker_logits(shard, ids)
     assert (got - hf_logits(model_a, ids, fake_quant_from=shard)).abs().max() <= TIGHT * got.abs().max()
     assert rel_err(got, hf_logits(model_a, ids)) <= LOOSE
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_compute_path(dtype: torch.dtype, model_a: Path, shards_a: dict[int, Path]) -> None:
+    """What a GPU runs (activations in the shard's 16-bit dtype), exercised on CPU."""
+    from bloom_worker.loader import load_shard
+    from bloom_worker.model import BloomTP, Comm
+
+    model = BloomTP(load_shard(shards_a[1], 0, 1), Comm(), torch.device("cpu"), dtype=dtype)
+    ids = PROMPTS[0]
+    out = model.forward(
+        torch.tensor([ids]), model.new_cache(1, len(ids)), torch.ones(1, len(ids), dtype=torch.bool), True
+    )
+    assert out.dtype == torch.float32
+    assert rel_err(out[0], hf_logits(model_a, ids)) <= LOOSE

@@ -20,7 +20,7 @@ PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [100, 3, 249, 17], [42]]
 NEW = 8
 
 
-@pytest.mark.parametrize(("which", "tp"), [("a", 2), ("a", 4), ("a", 8), ("b", 3)])
+@pytest.mark.parametrize(("which", "tp"), [("a", 1), ("a", 2), ("a", 4), ("a", 8), ("b", 3)])
 def test_tp_group_matches_tp1(which: str, tp: int, request: pytest.FixtureRequest, spawn) -> None:
     src = request.getfixturevalue(f"model_{which}")
     shards = request.getfixturevalue(f"shards_{which}")
