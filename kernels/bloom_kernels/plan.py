@@ -33,6 +33,7 @@ class Plan:
     num_warps: int = 4
     num_stages: int = 3
     group_n: int = 8
+    chunk_n: int = 0  # cublas: output channels dequantized per cuBLAS call (0 = all at once)
 
 
 def _k_granule(group_size: int) -> int:

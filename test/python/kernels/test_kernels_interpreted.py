@@ -93,3 +93,11 @@ def test_planned_configs(interpreted: Interpreter, m: int, group: int) -> None:
     p = plan(m, n, k, dtype=x.dtype, group_size=group, device=CUDA, num_sms=4)
     assert p.kernel == ("gemv" if m == 1 else "cublas" if m >= 1024 else "tile")
     check(interpreted.run(p, x, w, scale, b), x, w, scale, b)
+
+
+@pytest.mark.parametrize("chunk_n", [0, 32])
+@pytest.mark.parametrize("group", [0, 64])
+def test_dequant_then_matmul(interpreted: Interpreter, group: int, chunk_n: int) -> None:
+    """The large-M path, whole or in chunks of output channels (ragged last chunk)."""
+    x, w, scale, b = operands(40, 72, 256, group, torch.float16, bias=chunk_n > 0, seed=group + chunk_n)
+    check(interpreted.run(Plan("cublas", chunk_n=chunk_n), x, w, scale, b), x, w, scale, b)
