@@ -87,6 +87,7 @@ def test_large_m_both_paths(m: int) -> None:
     p: Plan = tile_plan(m, n, k, 0, sms)
     check(launch.tile(p, x, w, scale, bias), x, w, scale, bias)
     check(launch.dequant_matmul(x, w, scale, bias), x, w, scale, bias)
+    check(launch.dequant_matmul(x, w, scale, bias, chunk_n=1000), x, w, scale, bias)  # ragged last chunk
 
 
 def test_batch_dims_and_strided_x() -> None:
