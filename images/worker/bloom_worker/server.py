@@ -219,6 +219,9 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
             except ApiError as e:
                 code = e.code
                 self._json(e.code, {"error": {"message": e.message, "type": e.kind}})
+            except (BrokenPipeError, ConnectionResetError):  # the client went away (e.g. mid-stream)
+                code = 499
+                self.close_connection = True
             except Exception as e:  # noqa: BLE001
                 code = 500
                 self._json(500, {"error": {"message": str(e), "type": "server_error"}})
