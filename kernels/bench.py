@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 import triton
+
 from bloom_kernels import Plan, int8_matmul, launch, plan_for
 from bloom_kernels.plan import CUBLAS_MIN_M, tile_plan
 from bloom_kernels.projection import project, projection_table
@@ -242,10 +243,10 @@ def table(rows: list[Row]) -> str:
         "| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(
-            f"| {r.tp} | {r.shape} ({r.k}→{r.n}) | {r.m} | {r.ours_us:.1f} | {r.kernel} | {r.tile_us:.1f} | {r.dq_cublas_us:.1f} "
-            f"| {r.dq_chunked_us:.1f} | {r.eager_dq_us:.1f} | {r.cublas_bf16_us:.1f} | {r.speedup:.2f}x | {r.bw_fraction:.0%} | {r.rel_err:.1e} |"
-        )
+        cells = [f"{r.tp}", f"{r.shape} ({r.k}→{r.n})", f"{r.m}", f"{r.ours_us:.1f}", r.kernel]
+        cells += [f"{t:.1f}" for t in (r.tile_us, r.dq_cublas_us, r.dq_chunked_us, r.eager_dq_us, r.cublas_bf16_us)]
+        cells += [f"{r.speedup:.2f}x", f"{r.bw_fraction:.0%}", f"{r.rel_err:.1e}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -282,8 +283,13 @@ def main() -> None:
     ap.add_argument("--tp", type=int, nargs="+", default=[8], help="tensor-parallel sizes (8 gives the projection)")
     ap.add_argument("--m", type=int, nargs="+", default=M_VALUES)
     ap.add_argument("--context", type=int, default=1024, help="cached tokens for the attention in the projection")
-    ap.add_argument("--allreduce-us", type=float, nargs="+", default=[22.0, 8.0],
-                    help="all-reduce latency assumed per 28 KB message (NCCL ~22, one-shot custom ~8 on 8xH100)")  # fmt: skip
+    ap.add_argument(
+        "--allreduce-us",
+        type=float,
+        nargs="+",
+        default=[22.0, 8.0],
+        help="all-reduce latency assumed per 28 KB message (NCCL ~22, one-shot custom ~8 on 8xH100)",
+    )
     ap.add_argument("--out", help="write the markdown report here too")
     ap.add_argument("--json", help="write the raw rows here")
     ap.add_argument("--sweep", action="store_true", help="instead: time tiles around each plan (M < CUBLAS_MIN_M)")
@@ -313,7 +319,8 @@ def main() -> None:
         ),
         f"torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}",
         f"command: {' '.join(sys.argv)}",
-        f"measured device-to-device copy bandwidth: {bw / 1e12:.2f} TB/s (read + write); bf16 GEMM 8192³: {tflops:.0f} TFLOPS",
+        f"measured device-to-device copy bandwidth: {bw / 1e12:.2f} TB/s (read + write)",
+        f"bf16 GEMM 8192³: {tflops:.0f} TFLOPS",
     ]
     report = ["\n".join(f"- {h}" for h in header), table(rows), "Targets:\n" + targets(rows)]
     if 8 in args.tp and 1 in args.m:

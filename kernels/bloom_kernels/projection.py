@@ -51,9 +51,8 @@ def projection_table(rows: Sequence[tuple[str, DecodeProjection]]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, p in rows:
-        lines.append(
-            f"| {name} | {p.matmuls_ms:.2f} | {p.extras_ms:.2f} | {p.allreduce_ms:.2f} | {p.lm_head_ms:.2f} | {p.total_ms:.2f} |"
-        )
+        parts = (p.matmuls_ms, p.extras_ms, p.allreduce_ms, p.lm_head_ms, p.total_ms)
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in parts) + " |")
     for name, ms in DEEPSPEED_A100_MS.items():
         lines.append(f"| {name} | | | | | {ms:.1f} |")
     return "\n".join(lines)
