@@ -4,7 +4,7 @@ Import this module only where Triton should run: on CUDA, or on CPU tensors with
 before the import (the `@triton.jit` decorator decides then whether it builds an interpreted function).
 
 Scales: GROUP_K == 0 means per-output-channel scales [N], applied once to the fp32 result. GROUP_K > 0
-means group-wise scales [N, K // GROUP_K]; the launcher picks BLOCK_K dividing GROUP_K, so every K tile
+means group-wise scales [N, K // GROUP_K]; the plan picks BLOCK_K dividing GROUP_K, so every K tile
 lies inside one group and takes one scale per row.
 """
 
