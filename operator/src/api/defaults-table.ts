@@ -39,6 +39,7 @@ export const DEFAULTS = {
     startupTimeoutSeconds: 1800,
     readinessLossSeconds: 60,
     nodeLostGraceSeconds: 120,
+    placementTimeoutSeconds: 60,
   },
   rollout: {
     maxSurge: 1,

@@ -312,7 +312,8 @@ function failurePolicySchema(): Schema {
         1,
       ),
       readinessLossSeconds: seconds('Seconds a started rank may stay unready before its group is recreated.', d.readinessLossSeconds),
-      nodeLostGraceSeconds: seconds("Seconds a rank's node may be NotReady/unreachable before the group is recreated elsewhere.", d.nodeLostGraceSeconds),
+      nodeLostGraceSeconds: seconds('A rank whose node is NotReady or gone makes its group restart at once; its pod, stuck Terminating on the lost node, is force-removed after this many seconds.', d.nodeLostGraceSeconds),
+      placementTimeoutSeconds: seconds('Seconds a group may stay partly scheduled (some ranks bound, others unschedulable next to them: the topology domain filled up) before it is recreated to be placed afresh.', d.placementTimeoutSeconds),
     },
     {
       'x-kubernetes-validations': [

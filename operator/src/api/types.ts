@@ -109,6 +109,7 @@ export interface FailurePolicySpec {
   startupTimeoutSeconds: number;
   readinessLossSeconds: number;
   nodeLostGraceSeconds: number;
+  placementTimeoutSeconds: number;
 }
 
 export interface RolloutSpec {

@@ -32,6 +32,8 @@ export interface ControllerOptions {
   watchNodes?: boolean;
   metrics?: OperatorMetrics;
   identity?: string;
+  /** Reconcile every deployment at this period even without events (a guard against a missed event). */
+  resyncMs?: number;
   now?: () => number;
 }
 
@@ -48,6 +50,7 @@ export class BloomController {
   private readonly log: Logger;
   private readonly now: () => number;
   private workers: Promise<void>[] = [];
+  private resync: NodeJS.Timeout | undefined;
   private synced = false;
 
   constructor(private readonly options: ControllerOptions) {
@@ -105,13 +108,17 @@ export class BloomController {
   async start(): Promise<void> {
     await Promise.all([this.bds.start(), this.pods.start(), this.services.start(), this.nodes?.start()]);
     this.synced = true;
-    for (const bd of this.bds.cache.list()) this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name));
+    const enqueueAll = () => { for (const bd of this.bds.cache.list()) this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name)); };
+    enqueueAll();
+    this.resync = setInterval(enqueueAll, this.options.resyncMs ?? 60_000);
+    this.resync.unref();
     const workers = this.options.workers ?? 4;
     this.workers = Array.from({ length: workers }, () => this.work());
     this.log.info('controller started', { namespace: this.options.namespace ?? '(all)', workers });
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.resync);
     this.queue.shutDown();
     await Promise.all(this.workers);
     await Promise.all([this.bds.stop(), this.pods.stop(), this.services.stop(), this.nodes?.stop()]);

@@ -10,7 +10,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   log: Logger;
   /** Delay before restarting a watch that stopped with an error. */
   restartDelayMs?: number;
-  /** Restart the watch when no event arrived for this long: watches can die silently. */
+  /** Re-watch (from the last resourceVersion, no re-list) when no event arrived for this long: watches can die silently. */
   watchdogMs?: number;
 }
 
@@ -52,7 +52,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   async start(): Promise<void> {
     this.stopped = false;
     await this.informer.start();
-    const watchdogMs = this.options.watchdogMs ?? 300_000;
+    const watchdogMs = this.options.watchdogMs ?? 30_000;
     this.watchdog = setInterval(() => {
       if (Date.now() - this.lastEvent > watchdogMs) {
         this.options.log.info('watch silent; restarting', { informer: this.options.name });

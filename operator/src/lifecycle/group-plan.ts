@@ -12,7 +12,7 @@ import { groupServiceName, masterAddress } from '../groups/names.js';
 import type { Action, EventSpec } from './actions.js';
 import { backoffMs, restartsInWindow } from './backoff.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
-import { isGated, isReady, isTerminating, notReadySince, podEpoch, podRank, rankFault, type NodeViews } from './observe.js';
+import { isGated, isReady, isTerminating, notReadySince, podEpoch, podRank, rankFault, unschedulableSince, type NodeViews } from './observe.js';
 
 export interface GroupPlanInput {
   bd: BloomDeployment;
@@ -102,7 +102,17 @@ function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { fail
     }
     return wakeAt === undefined ? {} : { wakeAt };
   }
-  const scheduled = released && current.length === tp && current.every((p) => p.spec?.nodeName);
+  const bound = current.filter((p) => p.spec?.nodeName);
+  const stuck = current.map(unschedulableSince).filter((t): t is number => t !== undefined);
+  if (released && bound.length > 0 && stuck.length > 0) {
+    // Ranks pinned next to the bound ones cannot fit there: only a fresh placement of the whole group helps.
+    const deadline = Math.max(...stuck) + ms(policy.placementTimeoutSeconds);
+    if (now >= deadline) {
+      return { failure: failureOf('PlacementStalled', `${stuck.length} rank(s) unschedulable in the topology domain of the ${bound.length} bound rank(s) for ${policy.placementTimeoutSeconds}s`, now) };
+    }
+    return { wakeAt: deadline };
+  }
+  const scheduled = released && current.length === tp && bound.length === tp;
   if (!scheduled) return {};
   const deadline = record.epochStarted + ms(policy.startupTimeoutSeconds);
   if (now >= deadline) {

@@ -62,3 +62,11 @@ export function rankFault(pod: V1Pod, nodes: NodeViews | undefined): { reason: s
   }
   return undefined;
 }
+
+/** Since when (ms) the scheduler has found no node for the pod, or undefined if it is bound or not yet tried. */
+export function unschedulableSince(pod: V1Pod): number | undefined {
+  if (pod.spec?.nodeName) return undefined;
+  const scheduled = (pod.status?.conditions ?? []).find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status !== 'False' || scheduled.reason !== 'Unschedulable') return undefined;
+  return scheduled.lastTransitionTime ? new Date(scheduled.lastTransitionTime).getTime() : 0;
+}

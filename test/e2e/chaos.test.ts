@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import type { V1Pod } from '@kubernetes/client-node';
+import { LABELS } from '../../operator/src/groups/labels.js';
+import { useE2e } from './fixture.js';
+import { createBd, installCrd, kubectl, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { epochsByGroup, watchInvariant } from './observe.js';
+
+const GROUPS = 20;
+const TP = 2;
+const CHAOS_MS = Number(process.env.BLOOM_CHAOS_MS ?? 40_000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A seeded PRNG (mulberry32) so a failing run can be replayed with BLOOM_CHAOS_SEED. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe(`chaos: ${GROUPS} groups under random rank faults, an operator kill and an API server restart`, function () {
+  const ctx = useE2e('chaos');
+  let operator: OperatorProcess;
+  const seed = Number(process.env.BLOOM_CHAOS_SEED ?? Date.now() % 100000);
+
+  before(async () => {
+    await installCrd(ctx.cluster);
+    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+  });
+  after(async () => operator?.stop());
+
+  it(`keeps one epoch per group, converges, and leaves no orphans or duplicates (seed ${seed})`, async () => {
+    await createBd(ctx, testDeployment('swarm', {
+      replicas: GROUPS, tensorParallelSize: TP,
+      failurePolicy: { backoffSeconds: 0, maxBackoffSeconds: 2, readinessLossSeconds: 2, placementTimeoutSeconds: 3, maxGroupRestarts: 1000 },
+    }));
+    await waitForBd(ctx, 'swarm', `${GROUPS} ready groups`, (b) => b.status?.readyReplicas === GROUPS, 180_000);
+    const random = rng(seed);
+    const faults: Array<(pod: V1Pod) => Promise<unknown>> = [
+      (pod) => kubectl(ctx.cluster, '-n', ctx.namespace, 'label', '--overwrite', 'pod', pod.metadata!.name!, 'pod-container-running-failed.stage.kwok.x-k8s.io=true'),
+      (pod) => kubectl(ctx.cluster, '-n', ctx.namespace, 'label', '--overwrite', 'pod', pod.metadata!.name!, 'pod-container-restarted.stage.kwok.x-k8s.io=true'),
+      (pod) => kubectl(ctx.cluster, '-n', ctx.namespace, 'label', '--overwrite', 'pod', pod.metadata!.name!, 'pod-not-ready.stage.kwok.x-k8s.io=true'),
+      (pod) => ctx.core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: ctx.namespace }),
+    ];
+    let injected = 0;
+    const chaos = (async () => {
+      const end = Date.now() + CHAOS_MS;
+      let operatorKilled = false;
+      let apiserverRestarted = false;
+      while (Date.now() < end) {
+        const elapsed = 1 - (end - Date.now()) / CHAOS_MS;
+        if (!operatorKilled && elapsed > 0.3) {
+          operatorKilled = true;
+          await operator.stop();
+          await sleep(2000);
+          operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+        }
+        if (!apiserverRestarted && elapsed > 0.6) {
+          apiserverRestarted = true;
+          await ctx.cluster.restart('kube-apiserver');
+        }
+        try {
+          const live = (await podsOf(ctx, 'swarm')).filter((p) => !p.metadata?.deletionTimestamp && p.status?.phase === 'Running');
+          if (live.length > 0) {
+            await faults[Math.floor(random() * faults.length)]!(live[Math.floor(random() * live.length)]!);
+            injected++;
+          }
+        } catch { /* the pod may be gone already, or the API server restarting */ }
+        await sleep(150 + random() * 300);
+      }
+    })();
+    const { samples, violations } = await watchInvariant(ctx, 'swarm', (pods) => {
+      const mixed = [...epochsByGroup(pods)].filter(([, e]) => e.size > 1);
+      return mixed.length ? `groups with two epochs alive: ${mixed.map(([g, e]) => `${g}:{${[...e]}}`).join(' ')}` : undefined;
+    }, chaos);
+    await chaos;
+    assert.ok(injected >= 20, `injected ${injected} faults`);
+    assert.ok(samples > 20, `observed ${samples} moments`);
+    assert.deepEqual(violations, [], 'never two epochs of one group at once');
+
+    const converged = await waitForBd(ctx, 'swarm', 'all groups ready again after the chaos', (b) =>
+      b.status?.readyReplicas === GROUPS && b.status.replicas === GROUPS && (b.status.groups ?? []).every((g) => g.phase === 'Ready'), 180_000);
+    const restarts = (converged.status?.groups ?? []).reduce((n, g) => n + g.restarts, 0);
+    assert.ok(restarts > 0, 'the chaos did cause group restarts');
+
+    const pods = await podsOf(ctx, 'swarm');
+    const services = await ctx.core.listNamespacedService({ namespace: ctx.namespace, labelSelector: `${LABELS.deployment}=swarm` });
+    const groupServices = services.items.filter((s) => s.metadata?.labels?.[LABELS.group] !== undefined);
+    assert.equal(groupServices.length, GROUPS, 'one Service per group, no orphans');
+    const serviceEpoch = new Map(groupServices.map((s) => [s.metadata!.labels![LABELS.group]!, s.metadata!.annotations!['inference.bloom.dev/epoch']!]));
+    assert.equal(pods.length, GROUPS * TP, 'no duplicate or orphan pods');
+    for (const pod of pods) {
+      const g = pod.metadata!.labels![LABELS.group]!;
+      assert.equal(pod.metadata!.labels![LABELS.epoch], serviceEpoch.get(g), `pod ${pod.metadata!.name} belongs to its group's current epoch`);
+    }
+  });
+});
