@@ -45,7 +45,7 @@ export async function stopProcess(p: ManagedProcess, graceMs = 5000): Promise<vo
     try { process.kill(-p.pid, sig); } catch { try { process.kill(p.pid, sig); } catch { /* already gone */ } }
   };
   if (!isAlive(p.pid)) return;
-  signal('SIGTERM');
+  if (graceMs > 0) signal('SIGTERM');
   const deadline = Date.now() + graceMs;
   while (isAlive(p.pid) && Date.now() < deadline) await sleep(50);
   if (isAlive(p.pid)) signal('SIGKILL');

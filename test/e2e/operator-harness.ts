@@ -28,7 +28,10 @@ export interface OperatorProcess {
   process: ManagedProcess;
   metricsUrl: string;
   logFile: string;
+  /** SIGTERM (graceful: releases its lease), SIGKILL after a grace period. */
   stop(): Promise<void>;
+  /** SIGKILL at once, as a crash would. */
+  kill(): Promise<void>;
 }
 
 export interface OperatorOptions {
@@ -49,7 +52,7 @@ export async function startOperator(cluster: LocalCluster, options: OperatorOpti
   const proc = startProcess(options.name ?? 'bloom-operator', process.execPath, args, logFile);
   const metricsUrl = `http://127.0.0.1:${port}`;
   await waitFor(`operator ready (log ${logFile})`, async () => (await fetch(`${metricsUrl}/readyz`)).ok, 60_000, 200);
-  return { process: proc, metricsUrl, logFile, stop: () => stopProcess(proc) };
+  return { process: proc, metricsUrl, logFile, stop: () => stopProcess(proc), kill: () => stopProcess(proc, 0) };
 }
 
 export function customObjects(kc: KubeConfig): CustomObjectsApi {
@@ -103,4 +106,16 @@ export function testDeployment(name: string, spec: Record<string, unknown> = {})
       ...spec,
     } as BloomDeploymentManifest['spec'],
   };
+}
+
+/** The value of the series `name` whose labels include `labels`, from an operator's /metrics (undefined if absent). */
+export async function metricValue(operator: OperatorProcess, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  const text = await (await fetch(`${operator.metricsUrl}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(match[4]);
+  }
+  return undefined;
 }

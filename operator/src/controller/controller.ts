@@ -191,12 +191,12 @@ export class BloomController {
   /** Writes in dependency order: Services and records first, then pods; each stage in parallel. */
   private async execute(namespace: string, actions: readonly Action[]): Promise<void> {
     const w = this.writer;
-    const stages: Array<Array<Action['kind']>> = [['createService', 'replaceService', 'patchRecord', 'deleteService'], ['deletePod'], ['createPod'], ['ungatePod']];
+    const stages: Array<Array<Action['kind']>> = [['createService', 'patchServiceSpec', 'patchRecord', 'deleteService'], ['deletePod'], ['createPod'], ['ungatePod']];
     for (const kinds of stages) {
       await Promise.all(actions.filter((a) => kinds.includes(a.kind)).map((a) => {
         switch (a.kind) {
           case 'createService': return w.createService(a.service);
-          case 'replaceService': return w.replaceService(a.service, a.resourceVersion);
+          case 'patchServiceSpec': return w.patchServiceSpec(namespace, a.name, a.resourceVersion, { selector: a.selector, ports: a.ports });
           case 'deleteService': return w.deleteService(namespace, a.name);
           case 'patchRecord': return w.patchServiceRecord(namespace, a.name, a.resourceVersion, a.annotations, a.selector);
           case 'deletePod': return w.deletePod(namespace, a.name, a.uid, a.force);

@@ -3,7 +3,7 @@
  * make repeated writes harmless (a create that finds the object, a delete that finds
  * nothing) and count failures in the metrics.
  */
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service, type V1ServicePort } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
 import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
@@ -59,9 +59,9 @@ export class KubeWriter {
     return this.call('delete', 'services', () => this.core.deleteNamespacedService({ name, namespace }), [404]);
   }
 
-  replaceService(service: V1Service, resourceVersion: string) {
-    const body = { ...service, metadata: { ...service.metadata, resourceVersion } };
-    return this.call('update', 'services', () => this.core.replaceNamespacedService({ name: service.metadata!.name!, namespace: service.metadata!.namespace!, body, fieldManager: FIELD_MANAGER }));
+  patchServiceSpec(namespace: string, name: string, resourceVersion: string, spec: { selector: Record<string, string>; ports: V1ServicePort[] }) {
+    const body = { metadata: { resourceVersion }, spec };
+    return this.call('patch', 'services', () => this.core.patchNamespacedService({ name, namespace, body, fieldManager: FIELD_MANAGER }, mergePatch));
   }
 
   /** Merge-patches annotations (null removes one) and optionally the selector; the resourceVersion makes it fail on a stale read. */

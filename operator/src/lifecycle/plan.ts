@@ -46,8 +46,7 @@ function clientServiceActions(bd: BloomDeployment, services: readonly V1Service[
     && JSON.stringify((existing.spec?.ports ?? []).map((p) => [p.name, p.port, p.targetPort]))
       === JSON.stringify((desired.spec?.ports ?? []).map((p) => [p.name, p.port, p.targetPort]));
   if (same) return [];
-  const service: V1Service = { ...desired, spec: { ...existing.spec, selector: desired.spec!.selector!, ports: desired.spec!.ports! } };
-  return [{ kind: 'replaceService', service, resourceVersion: existing.metadata?.resourceVersion ?? '' }];
+  return [{ kind: 'patchServiceSpec', name: desired.metadata!.name!, resourceVersion: existing.metadata?.resourceVersion ?? '', selector: desired.spec!.selector!, ports: desired.spec!.ports! }];
 }
 
 function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string): { actions: Action[]; status: GroupStatus } {
