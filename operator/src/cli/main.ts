@@ -22,12 +22,13 @@ await yargs(hideBin(process.argv))
     .option('identity', { type: 'string', default: defaultIdentity(), describe: 'this replica\'s identity in the Lease (default: POD_NAME)' })
     .option('cluster-domain', { type: 'string', default: 'cluster.local', describe: 'cluster DNS domain used in MASTER_ADDR' })
     .option('workers', { type: 'number', default: 4, describe: 'BloomDeployments reconciled in parallel' })
-    .option('watch-nodes', { type: 'boolean', default: true, describe: 'watch nodes to detect lost nodes and cordons (needs cluster read of nodes)' }),
+    .option('watch-nodes', { type: 'boolean', default: true, describe: 'watch nodes to detect lost nodes and cordons (needs cluster read of nodes)' })
+    .option('manage-disruption-budgets', { type: 'boolean', default: true, describe: 'give every group a PodDisruptionBudget so evictions go through the operator' }),
   (argv) => run({
     logLevel: argv['log-level'], metricsPort: argv['metrics-port'], healthPort: argv['health-port'], bindAddress: argv['bind-address'],
     leaderElect: argv['leader-elect'], leaderElectionNamespace: argv['leader-election-namespace'], leaderElectionId: argv['leader-election-id'],
     leaseDurationSeconds: argv['lease-duration'], identity: argv.identity, clusterDomain: argv['cluster-domain'], workers: argv.workers,
-    watchNodes: argv['watch-nodes'],
+    watchNodes: argv['watch-nodes'], manageDisruptionBudgets: argv['manage-disruption-budgets'],
     ...(argv.kubeconfig ? { kubeconfig: argv.kubeconfig } : {}), ...(argv.namespace ? { namespace: argv.namespace } : {}),
   }))
   .command('crd', 'print the BloomDeployment CustomResourceDefinition (YAML)', {}, () => { process.stdout.write(bloomDeploymentCrdYaml()); })

@@ -25,6 +25,7 @@ export interface RunOptions {
   clusterDomain: string;
   workers: number;
   watchNodes: boolean;
+  manageDisruptionBudgets: boolean;
 }
 
 export const defaultIdentity = () => process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
@@ -41,7 +42,7 @@ export async function run(options: RunOptions): Promise<void> {
   const kubeConfig = loadKubeConfig(options.kubeconfig);
   const metrics = createOperatorMetrics();
   const controller = new BloomController({
-    kubeConfig, log, metrics, identity: options.identity, workers: options.workers, clusterDomain: options.clusterDomain, watchNodes: options.watchNodes,
+    kubeConfig, log, metrics, identity: options.identity, workers: options.workers, clusterDomain: options.clusterDomain, watchNodes: options.watchNodes, manageDisruptionBudgets: options.manageDisruptionBudgets,
     ...(options.namespace ? { namespace: options.namespace } : {}),
   });
   let leading = !options.leaderElect;

@@ -5,7 +5,7 @@
  * the pure planDeployment, and execute its writes. Level-triggered: every
  * reconcile starts from the caches, so an unchanged deployment costs no write.
  */
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PolicyV1Api, type V1PodDisruptionBudget, type KubeConfig, type KubernetesListObject, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment } from '../api/types.js';
@@ -30,6 +30,8 @@ export interface ControllerOptions {
   workers?: number;
   /** Watch nodes to detect lost nodes and cordons (needs cluster-scoped read of nodes). */
   watchNodes?: boolean;
+  /** Give every group a PodDisruptionBudget (needs policy/poddisruptionbudgets). */
+  manageDisruptionBudgets?: boolean;
   metrics?: OperatorMetrics;
   identity?: string;
   /** Reconcile every deployment at this period even without events (a guard against a missed event). */
@@ -46,6 +48,7 @@ export class BloomController {
   private readonly pods: ResilientInformer<V1Pod>;
   private readonly services: ResilientInformer<V1Service>;
   private readonly nodes: ResilientInformer<V1Node> | undefined;
+  private readonly pdbs: ResilientInformer<V1PodDisruptionBudget> | undefined;
   private readonly events: EventRecorder;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -79,6 +82,19 @@ export class BloomController {
       ...common, name: 'services', path: `/api/v1${scope}/services`, labelSelector: owned,
       list: () => (namespace ? core.listNamespacedService({ namespace, labelSelector: owned }) : core.listServiceForAllNamespaces({ labelSelector: owned })),
     });
+    if (options.manageDisruptionBudgets ?? true) {
+      const policy = kubeConfig.makeApiClient(PolicyV1Api);
+      this.pdbs = new ResilientInformer<V1PodDisruptionBudget>({
+        ...common, name: 'poddisruptionbudgets', path: `/apis/policy/v1${scope}/poddisruptionbudgets`, labelSelector: owned,
+        list: () => (namespace
+          ? policy.listNamespacedPodDisruptionBudget({ namespace, labelSelector: owned })
+          : policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: owned })),
+      });
+      this.pdbs.onEvent((pdb) => {
+        const owner = pdb.metadata?.labels?.[owned];
+        if (owner) this.enqueue(key(pdb.metadata?.namespace, owner));
+      });
+    }
     if (options.watchNodes ?? true) {
       this.nodes = new ResilientInformer<V1Node>({ ...common, name: 'nodes', path: '/api/v1/nodes', list: () => core.listNode() });
     }
@@ -106,7 +122,7 @@ export class BloomController {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.bds.start(), this.pods.start(), this.services.start(), this.nodes?.start()]);
+    await Promise.all([this.bds.start(), this.pods.start(), this.services.start(), this.nodes?.start(), this.pdbs?.start()]);
     this.synced = true;
     const enqueueAll = () => { for (const bd of this.bds.cache.list()) this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name)); };
     enqueueAll();
@@ -121,7 +137,7 @@ export class BloomController {
     clearInterval(this.resync);
     this.queue.shutDown();
     await Promise.all(this.workers);
-    await Promise.all([this.bds.stop(), this.pods.stop(), this.services.stop(), this.nodes?.stop()]);
+    await Promise.all([this.bds.stop(), this.pods.stop(), this.services.stop(), this.nodes?.stop(), this.pdbs?.stop()]);
     this.synced = false;
   }
 
@@ -159,13 +175,14 @@ export class BloomController {
     if (raw.metadata.deletionTimestamp) return;
     const bd = withDefaults(raw);
     const uid = bd.metadata.uid;
-    const ownedByThis = (o: V1Pod | V1Service) =>
+    const ownedByThis = (o: V1Pod | V1Service | V1PodDisruptionBudget) =>
       o.metadata?.labels?.[LABELS.deployment] === name && (o.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
     const now = this.now();
     const plan = planDeployment({
       bd,
       services: this.services.cache.list(namespace).filter(ownedByThis),
       pods: this.pods.cache.list(namespace).filter(ownedByThis),
+      pdbs: this.pdbs?.cache.list(namespace).filter(ownedByThis),
       nodes: this.nodeViews(),
       now,
       clusterDomain: this.options.clusterDomain ?? 'cluster.local',
@@ -191,7 +208,7 @@ export class BloomController {
   /** Writes in dependency order: Services and records first, then pods; each stage in parallel. */
   private async execute(namespace: string, actions: readonly Action[]): Promise<void> {
     const w = this.writer;
-    const stages: Array<Array<Action['kind']>> = [['createService', 'patchServiceSpec', 'patchRecord', 'deleteService'], ['deletePod'], ['createPod'], ['ungatePod']];
+    const stages: Array<Array<Action['kind']>> = [['createService', 'patchServiceSpec', 'patchRecord', 'deleteService', 'createPdb', 'deletePdb'], ['deletePod'], ['createPod'], ['ungatePod']];
     for (const kinds of stages) {
       await Promise.all(actions.filter((a) => kinds.includes(a.kind)).map((a) => {
         switch (a.kind) {
@@ -202,6 +219,8 @@ export class BloomController {
           case 'deletePod': return w.deletePod(namespace, a.name, a.uid, a.force);
           case 'createPod': return w.createPod(a.pod);
           case 'ungatePod': return w.ungatePod(namespace, a.name);
+          case 'createPdb': return w.createPdb(a.pdb);
+          case 'deletePdb': return w.deletePdb(namespace, a.name);
         }
       }));
     }

@@ -3,7 +3,7 @@
  * make repeated writes harmless (a create that finds the object, a delete that finds
  * nothing) and count failures in the metrics.
  */
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service, type V1ServicePort } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, type V1PodDisruptionBudget, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service, type V1ServicePort } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
 import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
@@ -16,12 +16,14 @@ export const statusCode = (err: unknown): number | undefined => (err as { code?:
 export class KubeWriter {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
+  private readonly policy: PolicyV1Api;
   /** Write requests sent (successful or not), for benchmarks. */
   writes = 0;
 
   constructor(kubeConfig: KubeConfig, private readonly metrics?: OperatorMetrics) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.policy = kubeConfig.makeApiClient(PolicyV1Api);
   }
 
   private async call<T>(verb: string, resource: string, fn: () => Promise<T>, tolerate: number[] = []): Promise<T | undefined> {
@@ -68,6 +70,14 @@ export class KubeWriter {
   patchServiceRecord(namespace: string, name: string, resourceVersion: string, annotations: Record<string, string | null>, selector?: Record<string, string>) {
     const body = { metadata: { resourceVersion, annotations }, ...(selector ? { spec: { selector } } : {}) };
     return this.call('patch', 'services', () => this.core.patchNamespacedService({ name, namespace, body, fieldManager: FIELD_MANAGER }, mergePatch));
+  }
+
+  createPdb(pdb: V1PodDisruptionBudget) {
+    return this.call('create', 'poddisruptionbudgets', () => this.policy.createNamespacedPodDisruptionBudget({ namespace: pdb.metadata!.namespace!, body: pdb, fieldManager: FIELD_MANAGER }), [409]);
+  }
+
+  deletePdb(namespace: string, name: string) {
+    return this.call('delete', 'poddisruptionbudgets', () => this.policy.deleteNamespacedPodDisruptionBudget({ name, namespace }), [404]);
   }
 
   /** Writes status through the status subresource, guarded by the resourceVersion the status was computed from. */

@@ -7,3 +7,4 @@ export * from './env.js';
 export * from './resources.js';
 export * from './pod.js';
 export * from './service.js';
+export * from './pdb.js';

@@ -1,5 +1,5 @@
 /** What a reconcile asks the controller to write: the only output of the pure planning functions. */
-import type { V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { V1Pod, V1PodDisruptionBudget, V1Service, V1ServicePort } from '@kubernetes/client-node';
 
 export type Action =
   | { kind: 'createService'; service: V1Service }
@@ -10,7 +10,9 @@ export type Action =
   | { kind: 'patchServiceSpec'; name: string; resourceVersion: string; selector: Record<string, string>; ports: V1ServicePort[] }
   | { kind: 'createPod'; pod: V1Pod }
   | { kind: 'ungatePod'; name: string }
-  | { kind: 'deletePod'; name: string; uid: string; force: boolean };
+  | { kind: 'deletePod'; name: string; uid: string; force: boolean }
+  | { kind: 'createPdb'; pdb: V1PodDisruptionBudget }
+  | { kind: 'deletePdb'; name: string };
 
 export interface EventSpec {
   type: 'Normal' | 'Warning';

@@ -4,11 +4,12 @@
  * return the writes to make, the events to emit, the status to report and when
  * to look again. The controller only executes what this returns.
  */
-import type { V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 import { API_GROUP } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus, GroupStatus } from '../api/types.js';
 import { desiredClientService, desiredGroupService } from '../groups/service.js';
 import { desiredRankPod } from '../groups/pod.js';
+import { desiredGroupPdb } from '../groups/pdb.js';
 import { LABELS } from '../groups/labels.js';
 import { clientServiceName, groupServiceName, masterAddress } from '../groups/names.js';
 import { podRevision } from '../groups/revision.js';
@@ -26,6 +27,8 @@ export interface DeploymentObservation {
   bd: BloomDeployment;
   services: readonly V1Service[];
   pods: readonly V1Pod[];
+  /** The deployment's PodDisruptionBudgets; undefined when the operator may not manage them. */
+  pdbs: readonly V1PodDisruptionBudget[] | undefined;
   nodes: NodeViews | undefined;
   now: number;
   clusterDomain: string;
@@ -107,6 +110,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     busyIndices,
   });
 
+  const pdbNames = obs.pdbs ? new Set(obs.pdbs.map((p) => p.metadata?.name ?? '')) : undefined;
   const statuses: GroupStatus[] = [];
   const upToDate = new Set<number>();
   let wakeAt: number | undefined;
@@ -114,11 +118,13 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (rollout.remove.includes(index)) {
       const pods = podsByGroup.get(index) ?? [];
       actions.push({ kind: 'deleteService', name: groupServiceName(bd.metadata.name ?? '', index) }, ...deleteAll(pods));
+      if (pdbNames?.has(groupServiceName(bd.metadata.name ?? '', index))) actions.push({ kind: 'deletePdb', name: groupServiceName(bd.metadata.name ?? '', index) });
       const why = plan.upToDate ? 'scale down' : plan.status.revision !== revision ? `outdated revision ${plan.status.revision}` : 'on a cordoned node or failing';
       events.push({ type: 'Normal', reason: 'GroupRemoved', message: `removing group ${index} (${why})` });
       continue;
     }
     actions.push(...plan.actions);
+    if (pdbNames && !pdbNames.has(groupServiceName(bd.metadata.name ?? '', index))) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
     events.push(...plan.events);
     statuses.push(plan.status);
     if (plan.upToDate) upToDate.add(index);
@@ -127,6 +133,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
   for (const index of rollout.create) {
     const group = newGroup(bd, index, revision, now, clusterDomain);
     actions.push(...group.actions);
+    if (pdbNames) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
     statuses.push(group.status);
     upToDate.add(index);
     events.push({ type: 'Normal', reason: 'GroupCreated', message: `creating group ${index} at revision ${revision} (${bd.spec.tensorParallelSize} ranks)` });

@@ -1,0 +1,32 @@
+/**
+ * The PodDisruptionBudget of one group. A voluntary eviction of any rank would break
+ * the whole group's communicator, and a pod-level budget cannot count groups, so each
+ * group gets maxUnavailable 0: the eviction API refuses to take a rank of a healthy
+ * group. Drains still complete: the operator replaces a group whose ranks sit on a
+ * cordoned node (surge first, honouring rollout.maxSurge/maxUnavailable), then deletes
+ * the old ranks itself. Ranks that are not Ready may always be evicted.
+ */
+import type { V1PodDisruptionBudget } from '@kubernetes/client-node';
+import type { BloomDeployment } from '../api/types.js';
+import { commonLabels, deploymentSelector, groupSelector } from './labels.js';
+import { groupServiceName } from './names.js';
+import { controllerOwnerReference } from './owner.js';
+
+export function desiredGroupPdb(bd: BloomDeployment, group: number): V1PodDisruptionBudget {
+  const name = bd.metadata.name ?? '';
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: {
+      name: groupServiceName(name, group),
+      namespace: bd.metadata.namespace,
+      labels: { ...commonLabels(name), ...deploymentSelector(name), ...groupSelector(name, group) },
+      ownerReferences: [controllerOwnerReference(bd)],
+    },
+    spec: {
+      maxUnavailable: 0,
+      selector: { matchLabels: groupSelector(name, group) },
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    },
+  };
+}

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { LABELS } from '../../operator/src/groups/labels.js';
+import { useE2e } from './fixture.js';
+import { createBd, installCrd, kubectl, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { readyGroupCount, watchInvariant } from './observe.js';
+
+describe('node drains go through the operator, group by group, within the rollout budget', function () {
+  const ctx = useE2e('drain');
+  let operator: OperatorProcess;
+  let drained = '';
+
+  before(async () => {
+    await installCrd(ctx.cluster);
+    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+  });
+  after(async () => {
+    await operator?.stop();
+    if (drained) await kubectl(ctx.cluster, 'uncordon', drained).catch(() => {});
+  });
+
+  it('refuses to evict a rank of a serving group (one PodDisruptionBudget per group)', async () => {
+    await createBd(ctx, testDeployment('kept', { replicas: 2, tensorParallelSize: 4, placement: { exclusive: true } }));
+    await waitForBd(ctx, 'kept', 'ready', (b) => b.status?.readyReplicas === 2);
+    const pdb = JSON.parse(await kubectl(ctx.cluster, '-n', ctx.namespace, 'get', 'pdb', 'kept-g0', '-o', 'json'));
+    assert.equal(pdb.spec.maxUnavailable, 0);
+    const rank = (await podsOf(ctx, 'kept', { [LABELS.group]: '0' }))[0]!;
+    await assert.rejects(
+      ctx.core.createNamespacedPodEviction({ name: rank.metadata!.name!, namespace: ctx.namespace, body: { metadata: { name: rank.metadata!.name!, namespace: ctx.namespace } } }),
+      (e: { code?: number }) => e.code === 429,
+    );
+  });
+
+  it('completes kubectl drain by replacing the group on the drained node (surge first): never fewer than 2 ready groups', async () => {
+    const tp = 4;
+    const node = (await podsOf(ctx, 'kept', { [LABELS.group]: '0' }))[0]!.spec!.nodeName!;
+    drained = node;
+    const drain = kubectl(ctx.cluster, 'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=150s');
+    const { samples, violations } = await watchInvariant(ctx, 'kept', (pods) => {
+      const ready = readyGroupCount(pods, tp);
+      return ready < 2 ? `only ${ready} ready group(s)` : undefined;
+    }, drain);
+    await drain;
+    assert.ok(samples > 5);
+    assert.deepEqual(violations, [], 'the drain never took a group below the budget (maxUnavailable 0)');
+    const bd = await waitForBd(ctx, 'kept', 'two ready groups again', (b) => b.status?.readyReplicas === 2 && b.status.replicas === 2);
+    const pods = (await podsOf(ctx, 'kept')).filter((p) => !p.metadata?.deletionTimestamp);
+    assert.equal(pods.length, 2 * tp);
+    assert.ok(pods.every((p) => p.spec?.nodeName !== node), 'no rank left on the drained node');
+    const events = await ctx.core.listNamespacedEvent({ namespace: ctx.namespace, fieldSelector: 'involvedObject.name=kept' });
+    assert.ok(events.items.some((e) => e.reason === 'GroupRemoved' && /cordoned/.test(e.message ?? '')), 'the old group was removed because its node was cordoned');
+    assert.ok((bd.status?.groups ?? []).every((g) => g.phase === 'Ready'));
+  });
+});
