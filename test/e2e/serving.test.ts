@@ -1,0 +1,185 @@
+/**
+ * Serving end to end: the real operator creates a TP=4 group of rank pods, the process node
+ * (test/processnode) runs them as real bloom-worker processes with their own loopback addresses and
+ * pod DNS, and the group's answer must equal a TP=1 worker's answer on the same INT8 weights.
+ * Then a rank is SIGKILLed (the group is recreated with a new epoch and answers the same again),
+ * and the deployment is scaled to two groups (both answer the same).
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { BloomDeploymentManifest } from '../../operator/src/api/types.js';
+import { LABELS } from '../../operator/src/groups/labels.js';
+import { waitFor } from '../cluster/processes.js';
+import {
+  complete, ensureTinyModel, generateIds, startProcessNode, startReferenceWorker, tail,
+  type ProcessNodeHandle, type ReferenceWorker, type TinyModel,
+} from '../processnode/harness.js';
+import { withBlock, readBlock, withoutStaleBlocks } from '../processnode/hosts-file.js';
+import { dnsRecords, launchPlan, podStatus, rewritePaths } from '../processnode/pod-plan.js';
+import { PROCESS_NODE_LABEL, PROCESS_NODE_TAINT } from '../processnode/process-node.js';
+import { useE2e } from './fixture.js';
+import { createBd, installCrd, kubectl, podsOf, startOperator, waitForBd, type OperatorProcess } from './operator-harness.js';
+
+const PROMPT = [5, 6, 7, 8, 9, 10, 11];
+const NEW_TOKENS = 8;
+
+describe('process node (pure parts)', () => {
+  it('translates a rank pod into a bloom-worker process with host paths and its own address', () => {
+    const plan = launchPlan({
+      metadata: { name: 'p', namespace: 'ns', uid: 'u' },
+      spec: {
+        hostname: 'tiny-g0-r1',
+        containers: [{ name: 'worker', image: 'bloom-worker:dev', env: [
+          { name: 'BLOOM_MODEL_DIR', value: '/models/tiny-tp4' }, { name: 'MY_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+          { name: 'DERIVED', value: '$(BLOOM_MODEL_DIR)/x' },
+        ], volumeMounts: [{ name: 'model', mountPath: '/models' }, { name: 'dshm', mountPath: '/dev/shm' }] }],
+        volumes: [{ name: 'model', hostPath: { path: '/var/lib/bloom/models', type: 'Directory' } }, { name: 'dshm', emptyDir: { medium: 'Memory' } }],
+      },
+    }, { binDir: '/repo/.venv/bin', podIP: '127.90.1.2', hostIP: '127.0.0.1', nodeName: 'n', hostPathRoot: '/root/demo', podDir: '/tmp/p', baseEnv: {} });
+    assert.equal(plan.command, '/repo/.venv/bin/bloom-worker');
+    assert.deepEqual(plan.args, []);
+    assert.equal(plan.env.BLOOM_MODEL_DIR, '/root/demo/var/lib/bloom/models/tiny-tp4');
+    assert.equal(plan.env.DERIVED, '/root/demo/var/lib/bloom/models/tiny-tp4/x');
+    assert.equal(plan.env.MY_IP, '127.90.1.2');
+    assert.equal(plan.env.BLOOM_BIND_ADDRESS, '127.90.1.2');
+    assert.equal(plan.env.HOSTNAME, 'tiny-g0-r1');
+    assert.equal(rewritePaths('--model=/models/a', plan.mounts), '--model=/root/demo/var/lib/bloom/models/a');
+    assert.equal(rewritePaths('/modelsx/a', plan.mounts), '/modelsx/a');
+  });
+
+  it('reports a killed process as a Failed pod with exit code 137', () => {
+    const t = new Date(0);
+    const s = podStatus({ podIP: '127.90.0.2', hostIP: '127.0.0.1', startTime: t, restartPolicy: 'Never',
+      container: { name: 'worker', image: 'i', state: 'terminated', exitCode: 137, finishedAt: t, restartCount: 0, ready: false } });
+    assert.equal(s.phase, 'Failed');
+    assert.equal(s.containerStatuses?.[0]?.state?.terminated?.exitCode, 137);
+    assert.equal(s.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+  });
+
+  it('publishes pod names through headless Services and Service names to a ready pod, one hosts block per node', () => {
+    const pod = (name: string, ip: string, ready: boolean, group: string) => ({
+      name, namespace: 'ns', ip, ready, hostname: name.replace(/-e1$/, ''), subdomain: `tiny-g${group}`,
+      labels: { app: 'tiny', group, rank: name.includes('-r0-') ? '0' : '1' },
+    });
+    const records = dnsRecords([
+      { metadata: { namespace: 'ns', name: 'tiny-g0' }, spec: { clusterIP: 'None', publishNotReadyAddresses: true, selector: { app: 'tiny', group: '0' } } },
+      { metadata: { namespace: 'ns', name: 'tiny' }, spec: { clusterIP: '10.96.0.9', selector: { app: 'tiny', rank: '0' } } },
+      { metadata: { namespace: 'other', name: 'tiny' }, spec: { clusterIP: '10.96.0.10', selector: { app: 'tiny' } } },
+    ], [pod('tiny-g0-r0-e1', '127.90.0.2', true, '0'), pod('tiny-g0-r1-e1', '127.90.0.3', false, '0'), pod('tiny-g1-r0-e1', '127.90.0.7', false, '1')], 'cluster.local');
+    assert.deepEqual(Object.fromEntries(records), {
+      'tiny-g0-r0.tiny-g0.ns.svc.cluster.local': '127.90.0.2',
+      'tiny-g0-r1.tiny-g0.ns.svc.cluster.local': '127.90.0.3',
+      'tiny-g0.ns.svc.cluster.local': '127.90.0.2',
+      'tiny.ns.svc.cluster.local': '127.90.0.2',
+    });
+    const text = withBlock('127.0.0.1 localhost\n', 'a', records, 1);
+    assert.deepEqual(readBlock(withBlock(text, 'b', new Map([['x', '127.1.1.1']]), 2), 'a'), records);
+    assert.equal(withBlock(text, 'a', new Map()), '127.0.0.1 localhost\n');
+    assert.equal(withoutStaleBlocks(text, () => false), '127.0.0.1 localhost\n');
+    assert.equal(withoutStaleBlocks(text, () => true), text);
+  });
+});
+
+describe('serving through the operator on the process node', function () {
+  const ctx = useE2e('serving');
+  let operator: OperatorProcess | undefined;
+  let node: ProcessNodeHandle | undefined;
+  let reference: ReferenceWorker | undefined;
+  let model: TinyModel;
+  let want: number[];
+  const nodeName = `proc-node-${process.pid}`;
+
+  before(async function () {
+    this.timeout(10 * 60_000);
+    model = await ensureTinyModel([1, 4], (l) => console.log(`      ${l}`));
+    await installCrd(ctx.cluster);
+    // the TP=1 reference on its own loopback address, started before the group so they do not compete for CPU
+    reference = await startReferenceWorker(model.shards[1]!, `127.250.${process.pid % 250}.${1 + (Date.now() % 250)}`, join(ctx.cluster.logDir, `reference-${ctx.namespace}.log`));
+    want = await generateIds(reference.url, PROMPT, NEW_TOKENS);
+    await reference.stop();
+    reference = undefined;
+    assert.equal(want.length, NEW_TOKENS, `reference output ${JSON.stringify(want)}`);
+    node = await startProcessNode(ctx.cluster, { name: nodeName, gpus: 8 });
+    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    if (this.currentTest?.state === 'failed' || process.env.BLOOM_E2E_LOGS) {
+      for (const p of (await node?.pods().catch(() => [])) ?? []) console.log(`--- ${p.name} (${p.state})\n${tail(p.log, 1500)}`);
+      if (node) console.log(`--- process node\n${tail(node.logFile, 3000)}`);
+      if (operator) console.log(`--- operator\n${tail(operator.logFile, 3000)}`);
+    }
+    await kubectl(ctx.cluster, 'delete', 'bd', '--all', '-n', ctx.namespace, '--wait=false').catch(() => {});
+    await reference?.stop();
+    await operator?.stop();
+    await node?.stop();
+  });
+
+  const manifest = (replicas: number): BloomDeploymentManifest => ({
+    metadata: { name: 'tiny' },
+    spec: {
+      replicas,
+      tensorParallelSize: 4,
+      model: { source: { hostPath: { path: model.dir } }, path: 'tiny-bloom-int8-tp4' },
+      worker: { image: 'bloom-worker:dev', shmSize: '64Mi', terminationGracePeriodSeconds: 5 },
+      placement: { nodeSelector: { [PROCESS_NODE_LABEL]: 'true' }, tolerations: [{ ...PROCESS_NODE_TAINT, operator: 'Equal' }] },
+      rendezvous: { timeoutSeconds: 120 },
+      failurePolicy: { backoffSeconds: 0, startupTimeoutSeconds: 300, maxGroupRestarts: 5 },
+    },
+  });
+
+  const readyGroups = (n: number) => (bd: { status?: { readyReplicas?: number; groups?: Array<{ phase: string }> } }) =>
+    (bd.status?.readyReplicas ?? 0) >= n && (bd.status?.groups ?? []).filter((g) => g.phase === 'Ready').length >= n;
+
+  /** Through the client Service's DNS name (the process node maps it to a ready rank 0). */
+  const serviceUrl = () => `http://tiny.${ctx.namespace}.svc.cluster.local:8000`;
+
+  it('serves through the group the same greedy tokens as TP=1 on the same shards', async function () {
+    await createBd(ctx, manifest(1));
+    const bd = await waitForBd(ctx, 'tiny', 'group 0 Ready', readyGroups(1), 240_000);
+    const pods = await podsOf(ctx, 'tiny');
+    assert.equal(pods.length, 4);
+    for (const p of pods) {
+      assert.equal(p.spec?.nodeName, nodeName);
+      assert.match(p.status?.podIP ?? '', /^127\./);
+    }
+    assert.equal(bd.status?.groups?.[0]?.leaderAddress, `tiny-g0-r0.tiny-g0.${ctx.namespace}.svc.cluster.local`);
+    let got: number[] = [];
+    await waitFor('the client Service name to resolve', async () => { got = await generateIds(serviceUrl(), PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
+    assert.deepEqual(got, want);
+    const text = await complete(serviceUrl(), 'hello world bloom', 4);
+    assert.equal(text.tokenIds.length, 4);
+  });
+
+  it('recreates the group with a new epoch after a rank is SIGKILLed, and serves the same answer', async function () {
+    const before = await waitForBd(ctx, 'tiny', 'Ready', readyGroups(1));
+    const epoch = before.status!.groups![0]!.epoch;
+    const victim = (await node!.pods()).find((p) => p.name === `tiny-g0-r2-e${epoch}` && p.pid);
+    assert.ok(victim?.pid, `rank 2 of epoch ${epoch} runs on the process node`);
+    process.kill(victim.pid, 'SIGKILL');
+    await waitForBd(ctx, 'tiny', 'a new epoch', (bd) => (bd.status?.groups?.[0]?.epoch ?? 0) > epoch, 60_000);
+    const after = await waitForBd(ctx, 'tiny', 'Ready again', (bd) => readyGroups(1)(bd) && bd.status!.groups![0]!.epoch > epoch, 240_000);
+    assert.equal(after.status!.groups![0]!.lastFailure?.reason, 'RankFailed');
+    const pods = await podsOf(ctx, 'tiny', { [LABELS.group]: '0' });
+    assert.ok(pods.every((p) => Number(p.metadata?.labels?.[LABELS.epoch]) === after.status!.groups![0]!.epoch), 'only pods of the new epoch remain');
+    let got: number[] = [];
+    await waitFor('the new group to answer', async () => { got = await generateIds(serviceUrl(), PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
+    assert.deepEqual(got, want);
+  });
+
+  it('scales to two groups that both serve the same answer', async function () {
+    await kubectl(ctx.cluster, 'scale', 'bd', 'tiny', '--replicas=2', '-n', ctx.namespace);
+    const bd = await waitForBd(ctx, 'tiny', 'two groups Ready', readyGroups(2), 240_000);
+    const leaders = bd.status!.groups!.map((g) => g.leaderAddress!);
+    assert.deepEqual(leaders.sort(), [0, 1].map((g) => `tiny-g${g}-r0.tiny-g${g}.${ctx.namespace}.svc.cluster.local`));
+    for (const leader of leaders) {
+      let got: number[] = [];
+      await waitFor(`${leader} to answer`, async () => { got = await generateIds(`http://${leader}:8000`, PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
+      assert.deepEqual(got, want, `group of ${leader}`);
+    }
+    const hosts = readFileSync('/etc/hosts', 'utf8');
+    assert.ok(hosts.includes(`tiny-g1-r0.tiny-g1.${ctx.namespace}.svc.cluster.local`), 'group 1 rank 0 has a DNS name');
+  });
+});

@@ -1,0 +1,170 @@
+/**
+ * Helpers shared by the serving e2e test and `npm run demo`: run the process node CLI as its own
+ * process, build (and cache) the tiny random BLOOM and its INT8 shards, run a TP=1 reference worker,
+ * and call a worker's API.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { LocalCluster } from '../cluster/local-cluster.js';
+import { repoRoot } from '../cluster/paths.js';
+import { freePort, isAlive, startProcess, stopProcess, waitFor, type ManagedProcess } from '../cluster/processes.js';
+import type { PodInfo } from './process-node.js';
+
+const run = promisify(execFile);
+
+export interface ProcessNodeHandle {
+  name: string;
+  url: string;
+  logFile: string;
+  process: ManagedProcess;
+  pods(): Promise<PodInfo[]>;
+  stop(): Promise<void>;
+}
+
+export interface ProcessNodeStartOptions {
+  name?: string;
+  gpus?: number;
+  hostPathRoot?: string;
+  taint?: boolean;
+  kubeconfig?: string;
+}
+
+/** Starts `node dist/test/processnode/cli.js` against the cluster and waits until its node is registered. */
+export async function startProcessNode(cluster: LocalCluster, o: ProcessNodeStartOptions = {}): Promise<ProcessNodeHandle> {
+  const name = o.name ?? 'proc-node-0';
+  const port = await freePort();
+  const logFile = join(cluster.logDir, `${name}.log`);
+  const args = [
+    join(repoRoot(), 'dist', 'test', 'processnode', 'cli.js'), '--kubeconfig', o.kubeconfig ?? cluster.kubeconfig, '--name', name,
+    '--gpus', String(o.gpus ?? 8), '--port', String(port), '--state-dir', join(cluster.stateDir, 'processnode', name),
+    ...(o.hostPathRoot ? ['--host-path-root', o.hostPathRoot] : []), ...(o.taint === false ? ['--no-taint'] : []),
+  ];
+  const proc = startProcess(name, process.execPath, args, logFile);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(`process node ${name} ready (log ${logFile})`, async () => {
+      if (!isAlive(proc.pid)) throw new Error(`process node exited:\n${tail(logFile, 2000)}`);
+      return (await fetch(`${url}/readyz`)).ok;
+    }, 60_000, 200);
+  } catch (err) {
+    await stopProcess(proc);
+    throw err;
+  }
+  return {
+    name, url, logFile, process: proc,
+    pods: async () => (await (await fetch(`${url}/pods`)).json()) as PodInfo[],
+    stop: () => stopProcess(proc, 30_000),
+  };
+}
+
+export function tail(file: string, chars: number): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.slice(-chars);
+  } catch {
+    return `(no ${file})`;
+  }
+}
+
+// ---- the tiny model ----------------------------------------------------------------------
+
+export const TINY_MODEL_VERSION = 1;
+const SCRIPT = join('test', 'processnode', 'make_tiny_model.py');
+
+/** Cache key: the script's version and the sources that decide the shard bytes. */
+function modelKey(): string {
+  const root = repoRoot();
+  const h = createHash('sha256').update(String(TINY_MODEL_VERSION));
+  for (const f of [SCRIPT, 'images/worker/bloom_worker/convert.py', 'images/worker/bloom_worker/convert_hf.py', 'images/worker/bloom_worker/format.py']) {
+    const p = join(root, f);
+    if (existsSync(p)) h.update(readFileSync(p));
+  }
+  return h.digest('hex').slice(0, 12);
+}
+
+export interface TinyModel {
+  dir: string;
+  /** Shard directory per tensor-parallel size. */
+  shards: Record<number, string>;
+  cached: boolean;
+}
+
+/**
+ * The tiny random BLOOM converted into INT8 shards for each TP size, cached under
+ * ~/.cache/bloom-operator/demo/tiny-bloom-<key> (BLOOM_DEMO_CACHE overrides the base directory).
+ */
+export async function ensureTinyModel(tps: number[] = [1, 4], log: (l: string) => void = () => {}): Promise<TinyModel> {
+  const base = process.env.BLOOM_DEMO_CACHE ?? join(homedir(), '.cache', 'bloom-operator', 'demo');
+  const dir = join(base, `tiny-bloom-${modelKey()}-tp${[...tps].sort().join('-')}`);
+  const shards = Object.fromEntries(tps.map((tp) => [tp, join(dir, `tiny-bloom-int8-tp${tp}`)]));
+  if (existsSync(join(dir, 'READY.json'))) return { dir, shards, cached: true };
+  mkdirSync(base, { recursive: true });
+  log(`building a tiny random BLOOM and converting it to INT8 shards (TP ${tps.join(', ')}) in ${dir}`);
+  const python = join(repoRoot(), '.venv', 'bin', 'python');
+  await run(python, [join(repoRoot(), SCRIPT), dir, ...tps.flatMap((tp) => ['--tp', String(tp)])], { maxBuffer: 16 << 20 });
+  return { dir, shards, cached: false };
+}
+
+// ---- a reference worker and the API ------------------------------------------------------
+
+export interface ReferenceWorker {
+  url: string;
+  process: ManagedProcess;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+/** A TP=1 bloom-worker on its own loopback address (the reference the group must match). */
+export async function startReferenceWorker(shardDir: string, ip: string, logFile: string): Promise<ReferenceWorker> {
+  const http = 18_000 + Math.floor(Math.random() * 2000);
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH, HOME: process.env.HOME, PYTHONUNBUFFERED: '1', OMP_NUM_THREADS: '1',
+    RANK: '0', WORLD_SIZE: '1', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', MASTER_ADDR: ip, MASTER_PORT: String(http + 2),
+    BLOOM_DEPLOYMENT: 'reference', BLOOM_MODEL_DIR: shardDir, BLOOM_TENSOR_PARALLEL_SIZE: '1', BLOOM_GROUP: '0',
+    BLOOM_EPOCH: '1', BLOOM_HTTP_PORT: String(http), BLOOM_HEALTH_PORT: String(http + 1), BLOOM_RENDEZVOUS_TIMEOUT: '60',
+    BLOOM_BIND_ADDRESS: ip,
+  };
+  const proc = startProcess('reference-worker', join(repoRoot(), '.venv', 'bin', 'bloom-worker'), [], logFile, env);
+  const url = `http://${ip}:${http}`;
+  try {
+    await waitFor(`reference worker ready (log ${logFile})`, async () => {
+      if (!isAlive(proc.pid)) throw new Error(`reference worker exited:\n${tail(logFile, 2000)}`);
+      return (await fetch(`http://${ip}:${http + 1}/readyz`)).ok;
+    }, 120_000, 250);
+  } catch (err) {
+    await stopProcess(proc);
+    throw err;
+  }
+  return { url, process: proc, logFile, stop: () => stopProcess(proc) };
+}
+
+/** POST /generate, greedy: the output token ids. */
+export async function generateIds(url: string, inputIds: number[], maxNewTokens: number): Promise<number[]> {
+  const res = await fetch(`${url}/generate`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ input_ids: inputIds, max_new_tokens: maxNewTokens, temperature: 0, stop_at_eos: false }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`${url}/generate: HTTP ${res.status}: ${body}`);
+  return (JSON.parse(body) as { output_ids: number[] }).output_ids;
+}
+
+export interface Completion { text: string; tokenIds: number[] }
+
+/** POST /v1/completions, greedy (temperature 0). */
+export async function complete(url: string, prompt: string, maxTokens: number): Promise<Completion> {
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0 }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`${url}/v1/completions: HTTP ${res.status}: ${body}`);
+  const choice = (JSON.parse(body) as { choices: Array<{ text: string; token_ids: number[] }> }).choices[0]!;
+  return { text: choice.text, tokenIds: choice.token_ids };
+}
