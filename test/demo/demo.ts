@@ -11,7 +11,7 @@
  * everything is torn down and it exits 0 (non-zero with the reason on failure).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { CustomObjectsApi } from '@kubernetes/client-node';
@@ -53,9 +53,24 @@ async function teardown(): Promise<void> {
     await node?.stop().catch(() => {});
     if (operator) await stopProcess(operator).catch(() => {});
     await cluster.down().catch(() => {});
+    rmSync(pidFile(), { force: true });
     say('torn down');
   })();
   return tearingDown;
+}
+
+/** Pids of the demo's own processes, so `--down` (or the next demo) can stop a demo whose terminal went away. */
+const pidFile = () => join(cluster.dir, 'demo-pids.json');
+function writePids(): void {
+  writeFileSync(pidFile(), JSON.stringify([node?.process, operator].filter((p) => p !== undefined)));
+}
+
+async function stopEarlierDemo(): Promise<void> {
+  if (existsSync(pidFile())) {
+    for (const p of JSON.parse(readFileSync(pidFile(), 'utf8')) as ManagedProcess[]) await stopProcess(p, 30_000);
+    rmSync(pidFile(), { force: true });
+  }
+  await cluster.down();
 }
 
 async function getBd(): Promise<BloomDeployment> {
@@ -82,10 +97,10 @@ async function waitReady(what: string, ready: (bd: BloomDeployment) => boolean, 
 
 async function main(): Promise<void> {
   say(`starting a local control plane in ${relative(root, cluster.dir)} (no fake nodes: the process node is the only node)`);
-  await cluster.down();
+  await stopEarlierDemo();
   await cluster.up({ nodes: 0, log: (l) => say(`  ${l}`) });
 
-  const model = await ensureTinyModel([4], (l) => say(l));
+  const model = await ensureTinyModel([1, 4], (l) => say(l)); // TP=1 too: the e2e test's reference shares the cache
   say(`tiny BLOOM INT8 shards (TP=4) ${model.cached ? 'from the cache' : 'built'}: ${model.shards[4]}`);
   // stage the shards where the manifest's hostPath points, under the process node's host-path root
   const hostPath = manifest.spec.model.source.hostPath?.path;
@@ -101,12 +116,14 @@ async function main(): Promise<void> {
 
   say('starting the process node proc-node-0 (8 nvidia.com/gpu; rank pods run as local bloom-worker processes)');
   node = await startProcessNode(cluster, { name: 'proc-node-0', gpus: 8, hostPathRoot: hostRoot });
+  writePids();
 
   const port = await freePort();
   operatorLog = join(cluster.logDir, 'operator.log');
   say('starting the operator (bloom-operator run)');
   operator = startProcess('bloom-operator', process.execPath, [join(root, 'dist', 'operator', 'src', 'cli', 'main.js'), 'run',
     '--kubeconfig', cluster.kubeconfigFor('operator'), '--metrics-port', String(port), '--health-port', String(port), '--bind-address', '127.0.0.1'], operatorLog);
+  writePids();
   await waitFor(`the operator to be ready (log ${operatorLog})`, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 60_000, 250);
 
   say(`kubectl apply -f ${relative(root, manifestFile)}`);
@@ -144,8 +161,8 @@ The demo stays up. In another terminal:
 
   logs: ${relative(process.cwd(), cluster.logDir)}/ (operator.log, proc-node-0.log) and ${relative(process.cwd(), join(cluster.stateDir, 'processnode', 'proc-node-0', 'pods'))}/*/worker.log
 
-Ctrl-C tears everything down (or, if this process was killed: npm run cluster:down -- is for .cluster; here: kill the
-process node and operator, then node dist/test/demo/demo.js --down).
+Ctrl-C here tears everything down (rank processes, process node, operator, control plane).
+If this terminal went away: node dist/test/demo/demo.js --down
 `;
 }
 
@@ -153,8 +170,8 @@ process.on('SIGINT', () => { void teardown().then(() => process.exit(130)); });
 process.on('SIGTERM', () => { void teardown().then(() => process.exit(143)); });
 
 if (process.argv.includes('--down')) {
-  await cluster.down();
-  say('stopped the demo control plane');
+  await stopEarlierDemo();
+  say('stopped the demo (process node, operator, control plane)');
   process.exit(0);
 }
 

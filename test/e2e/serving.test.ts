@@ -89,6 +89,8 @@ describe('serving through the operator on the process node', function () {
   let model: TinyModel;
   let want: number[];
   const nodeName = `proc-node-${process.pid}`;
+  let failed = false;
+  afterEach(function () { if (this.currentTest?.state === 'failed') failed = true; });
 
   before(async function () {
     this.timeout(10 * 60_000);
@@ -106,7 +108,8 @@ describe('serving through the operator on the process node', function () {
 
   after(async function () {
     this.timeout(120_000);
-    if (this.currentTest?.state === 'failed' || process.env.BLOOM_E2E_LOGS) {
+    failed ||= !model || !node || !operator;
+    if (failed || process.env.BLOOM_E2E_LOGS) {
       for (const p of (await node?.pods().catch(() => [])) ?? []) console.log(`--- ${p.name} (${p.state})\n${tail(p.log, 1500)}`);
       if (node) console.log(`--- process node\n${tail(node.logFile, 3000)}`);
       if (operator) console.log(`--- operator\n${tail(operator.logFile, 3000)}`);
