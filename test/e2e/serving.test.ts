@@ -13,7 +13,7 @@ import { LABELS } from '../../operator/src/groups/labels.js';
 import { waitFor } from '../cluster/processes.js';
 import {
   complete, ensureTinyModel, generateIds, startProcessNode, startReferenceWorker, tail,
-  type ProcessNodeHandle, type ReferenceWorker, type TinyModel,
+  type Completion, type ProcessNodeHandle, type ReferenceWorker, type TinyModel,
 } from '../processnode/harness.js';
 import { withBlock, readBlock, withoutStaleBlocks } from '../processnode/hosts-file.js';
 import { dnsRecords, launchPlan, podStatus, rewritePaths } from '../processnode/pod-plan.js';
@@ -23,6 +23,7 @@ import { createBd, installCrd, kubectl, podsOf, startOperator, waitForBd, type O
 
 const PROMPT = [5, 6, 7, 8, 9, 10, 11];
 const NEW_TOKENS = 8;
+const TEXT_PROMPT = 'hello world bloom';
 
 describe('process node (pure parts)', () => {
   it('translates a rank pod into a bloom-worker process with host paths and its own address', () => {
@@ -88,6 +89,7 @@ describe('serving through the operator on the process node', function () {
   let reference: ReferenceWorker | undefined;
   let model: TinyModel;
   let want: number[];
+  let wantText: Completion;
   const nodeName = `proc-node-${process.pid}`;
   let failed = false;
   afterEach(function () { if (this.currentTest?.state === 'failed') failed = true; });
@@ -99,6 +101,7 @@ describe('serving through the operator on the process node', function () {
     // the TP=1 reference on its own loopback address, started before the group so they do not compete for CPU
     reference = await startReferenceWorker(model.shards[1]!, `127.250.${process.pid % 250}.${1 + (Date.now() % 250)}`, join(ctx.cluster.logDir, `reference-${ctx.namespace}.log`));
     want = await generateIds(reference.url, PROMPT, NEW_TOKENS);
+    wantText = await complete(reference.url, TEXT_PROMPT, NEW_TOKENS);
     await reference.stop();
     reference = undefined;
     assert.equal(want.length, NEW_TOKENS, `reference output ${JSON.stringify(want)}`);
@@ -152,8 +155,9 @@ describe('serving through the operator on the process node', function () {
     let got: number[] = [];
     await waitFor('the client Service name to resolve', async () => { got = await generateIds(serviceUrl(), PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
     assert.deepEqual(got, want);
-    const text = await complete(serviceUrl(), 'hello world bloom', 4);
-    assert.equal(text.tokenIds.length, 4);
+    // the OpenAI-style endpoint with a text prompt (the shards carry the tokenizer): same text, same tokens
+    assert.deepEqual(await complete(serviceUrl(), TEXT_PROMPT, NEW_TOKENS), wantText);
+    assert.equal(wantText.tokenIds.length, NEW_TOKENS);
   });
 
   it('recreates the group with a new epoch after a rank is SIGKILLed, and serves the same answer', async function () {
@@ -170,6 +174,7 @@ describe('serving through the operator on the process node', function () {
     let got: number[] = [];
     await waitFor('the new group to answer', async () => { got = await generateIds(serviceUrl(), PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
     assert.deepEqual(got, want);
+    assert.deepEqual(await complete(serviceUrl(), TEXT_PROMPT, NEW_TOKENS), wantText);
   });
 
   it('scales to two groups that both serve the same answer', async function () {
@@ -181,6 +186,7 @@ describe('serving through the operator on the process node', function () {
       let got: number[] = [];
       await waitFor(`${leader} to answer`, async () => { got = await generateIds(`http://${leader}:8000`, PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
       assert.deepEqual(got, want, `group of ${leader}`);
+      assert.deepEqual(await complete(`http://${leader}:8000`, TEXT_PROMPT, NEW_TOKENS), wantText, `group of ${leader}`);
     }
     const hosts = readFileSync('/etc/hosts', 'utf8');
     assert.ok(hosts.includes(`tiny-g1-r0.tiny-g1.${ctx.namespace}.svc.cluster.local`), 'group 1 rank 0 has a DNS name');

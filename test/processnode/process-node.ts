@@ -151,7 +151,12 @@ export class ProcessNode {
   async start(): Promise<void> {
     mkdirSync(join(this.o.stateDir, 'pids'), { recursive: true });
     this.killOrphans();
-    editHosts(this.hostsFile, (t) => withBlock(withoutStaleBlocks(t, alive), this.o.name, new Map()));
+    try {
+      editHosts(this.hostsFile, (t) => withBlock(withoutStaleBlocks(t, alive), this.o.name, new Map()));
+    } catch (err) {
+      throw new Error(`the process node publishes pod DNS names in ${this.hostsFile} (read by the system resolver, so by the ` +
+        `workers and torch's TCPStore) and cannot write it: ${(err as Error).message}. Run it as root (or in a container/VM where you are).`);
+    }
     await this.registerNode();
     await this.renewLease();
     this.timers.push(setInterval(() => { void this.heartbeat(); }, 10_000));
