@@ -229,7 +229,7 @@ export class ProcessNode {
       ],
       addresses: [{ type: 'InternalIP', address: this.hostIP }, { type: 'Hostname', address: this.o.name }],
       nodeInfo: {
-        architecture: 'amd64', bootID: randomUUID(), containerRuntimeVersion: 'process://local', kernelVersion: '',
+        architecture: 'amd64', bootID: this.bootID, containerRuntimeVersion: 'process://local', kernelVersion: '',
         kubeProxyVersion: '', kubeletVersion: 'v1.0.0-processnode', machineID: hostname(), operatingSystem: 'linux',
         osImage: 'bloom-operator process node (dev/test)', systemUUID: this.o.name,
       },
@@ -237,6 +237,7 @@ export class ProcessNode {
   }
 
   private readySince: Date | undefined;
+  private readonly bootID = randomUUID();
 
   private async registerNode(): Promise<void> {
     let node: V1Node;
