@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, PolicyV1Api, Watch, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { LABELS } from '../../operator/src/groups/labels.js';
@@ -137,14 +137,22 @@ export const podEpochOf = (p: V1Pod) => Number(p.metadata?.labels?.[LABELS.epoch
 
 // ---------------------------------------------------------------- cleanup between runs
 
-/** Deletes a BloomDeployment and (as admin, not waiting for the garbage collector) its pods and Services; waits until no pod is left. */
+/**
+ * Deletes a BloomDeployment and (as admin, not waiting for the garbage collector) its pods, Services and
+ * PodDisruptionBudgets; waits until none is left, so that the next measured run does not overlap the cleanup.
+ */
 export async function deleteDeployment(ctx: E2eContext, name: string): Promise<void> {
   await customObjects(ctx.kc).deleteNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ctx.namespace, plural: PLURAL, name }).catch(() => {});
   const labelSelector = `${LABELS.deployment}=${name}`;
+  const policy = ctx.kc.makeApiClient(PolicyV1Api);
   await ctx.core.deleteCollectionNamespacedPod({ namespace: ctx.namespace, labelSelector }).catch(() => {});
+  await policy.deleteCollectionNamespacedPodDisruptionBudget({ namespace: ctx.namespace, labelSelector }).catch(() => {});
   const services = await ctx.core.listNamespacedService({ namespace: ctx.namespace, labelSelector });
   await Promise.all(services.items.map((s) => ctx.core.deleteNamespacedService({ name: s.metadata!.name!, namespace: ctx.namespace }).catch(() => {})));
-  await waitFor(`pods of ${name} gone`, async () => (await podsOf(ctx, name)).length === 0, 180_000, 250);
+  await waitFor(`pods, Services and PDBs of ${name} gone`, async () => (await podsOf(ctx, name)).length === 0
+    && (await ctx.core.listNamespacedService({ namespace: ctx.namespace, labelSelector })).items.length === 0
+    && (await policy.listNamespacedPodDisruptionBudget({ namespace: ctx.namespace, labelSelector })).items.length === 0, 180_000, 250);
+  await sleep(2000); // endpoint and disruption controllers settle
 }
 
 // ---------------------------------------------------------------- audit log
@@ -170,6 +178,31 @@ export function breakdown(events: readonly AuditEvent[]): Array<{ key: string; c
     m.set(k, v);
   }
   return [...m].map(([key, v]) => ({ key, ...v })).sort((a, b) => a.key.split(' ')[1]!.localeCompare(b.key.split(' ')[1]!) || a.key.localeCompare(b.key));
+}
+
+/**
+ * Every write in the namespace within [from, to] (ms), by every user, grouped by (user, verb, resource):
+ * count, failures and the first and last completion relative to `from`. Shows which component spent the time.
+ */
+export function auditTimeline(ctx: E2eContext, from: number, to: number): string {
+  const rows = new Map<string, { n: number; failed: number; first: number; last: number }>();
+  for (const line of readFileSync(ctx.cluster.auditLog, 'utf8').split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line) as AuditEvent;
+    const t = Date.parse(e.stageTimestamp);
+    if (e.stage !== 'ResponseComplete' || e.objectRef?.namespace !== ctx.namespace || t < from || t > to) continue;
+    const user = e.user.username.replace(/^system:serviceaccount:kube-system:/, '').replace(/^system:/, '');
+    const k = `${user} | ${e.verb} ${resourceOf(e)}`;
+    const r = rows.get(k) ?? { n: 0, failed: 0, first: t, last: t };
+    r.n++;
+    if ((e.responseStatus?.code ?? 200) >= 400) r.failed++;
+    r.first = Math.min(r.first, t);
+    r.last = Math.max(r.last, t);
+    rows.set(k, r);
+  }
+  return ['| user | write | count | failed | first (s) | last (s) |', '|---|---|---:|---:|---:|---:|',
+    ...[...rows].sort((a, b) => a[1].first - b[1].first)
+      .map(([k, r]) => `| ${k} | ${r.n} | ${r.failed} | ${sec(r.first - from)} | ${sec(r.last - from)} |`)].join('\n');
 }
 
 // ---------------------------------------------------------------- environment and concurrent load

@@ -19,7 +19,7 @@ import type { E2eContext } from '../e2e/fixture.js';
 import { readyGroupCount } from '../e2e/observe.js';
 import { createBd, customObjects, getBd, installCrd, startOperator, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
 import {
-  LoadSampler, bdReached, benchCluster, breakdown, deleteDeployment, keepLogs, log, machine, median, mergePatch, mmm, namespaceContext, operatorRevision,
+  LoadSampler, auditTimeline, bdReached, benchCluster, breakdown, deleteDeployment, keepLogs, log, machine, median, mergePatch, mmm, namespaceContext, operatorRevision,
   OPERATOR_USER, operatorWrites, podsReached, sec, sleep, versions, withCleanup, writeResults,
 } from './common.js';
 
@@ -32,7 +32,7 @@ const QUIET_MS = 10_000;
 /** One extra fleet run with the default placement (exclusive=false), bounded by this timeout; 0 skips it. */
 const DEFAULT_PLACEMENT_TIMEOUT_S = Number(process.env.BENCH_DEFAULT_PLACEMENT_TIMEOUT_S ?? 150);
 
-interface Run { name: string; groups: number; podsReadyMs: number; statusReadyMs: number; writes: AuditEvent[]; restarts: string[] }
+interface Run { name: string; groups: number; podsReadyMs: number; statusReadyMs: number; writes: AuditEvent[]; restarts: string[]; timeline: string }
 
 /** Timing runs use exclusive placement (see the note in the results: the default placement can stall). */
 const EXCLUSIVE = { placement: { exclusive: true } };
@@ -49,7 +49,8 @@ async function timeCreation(ctx: E2eContext, name: string, groups: number, timeo
     await sleep(1000); // writes of the last reconciles (events, no-op status) land in the window
     const writes = operatorWrites(ctx, t0);
     const restarts = (bd.status?.groups ?? []).filter((g) => g.restarts > 0).map((g) => `g${g.index}: ${g.restarts}x ${g.lastFailure?.reason ?? '?'}`);
-    return { name, groups, podsReadyMs: podsAt - t0, statusReadyMs: statusAt - t0, writes, restarts };
+    const timeline = auditTimeline(ctx, t0, Math.max(podsAt, statusAt));
+    return { name, groups, podsReadyMs: podsAt - t0, statusReadyMs: statusAt - t0, writes, restarts, timeline };
   } finally {
     pods.stop();
   }
@@ -129,10 +130,11 @@ async function main(): Promise<void> {
       } catch (err) {
         const b = await getBd(ctx, name);
         const groups = b.status?.groups ?? [];
-        const restarted = groups.filter((g) => g.restarts > 0 || g.phase !== 'Ready');
-        defaultPlacement = `NOT Ready within ${DEFAULT_PLACEMENT_TIMEOUT_S} s (${String((err as Error).message).split(';')[0]}): readyReplicas=${b.status?.readyReplicas ?? 0}/${FLEET_GROUPS}; `
-          + `groups not Ready or restarted: ${restarted.map((g) => `g${g.index} ${g.phase} restarts=${g.restarts}${g.lastFailure ? ` (${g.lastFailure.reason})` : ''}`).join(', ')}; `
-          + `${operatorWrites(ctx, t0).length} operator writes`;
+        const count = (xs: string[]) => Object.entries(xs.reduce<Record<string, number>>((m, x) => ({ ...m, [x]: (m[x] ?? 0) + 1 }), {})).map(([k, n]) => `${n} ${k}`).join(', ');
+        const restarted = groups.filter((g) => g.restarts > 0);
+        defaultPlacement = `**not Ready within ${DEFAULT_PLACEMENT_TIMEOUT_S} s**: readyReplicas=${b.status?.readyReplicas ?? 0}/${FLEET_GROUPS}; group phases: ${count(groups.map((g) => g.phase))}; `
+          + `${restarted.length} groups restarted (${count(restarted.map((g) => `${g.lastFailure?.reason ?? '?'} x${g.restarts}`))}), a stall costs placementTimeoutSeconds (60) + backoffSeconds (10, doubling); `
+          + `${operatorWrites(ctx, t0).length} operator writes (${(err as Error).message.split(':')[0]})`;
       }
       log(`default placement, ${FLEET_GROUPS} groups: ${defaultPlacement}`);
     }
@@ -171,6 +173,10 @@ ${writesTable(single)}
 ${FLEET_GROUPS}-group deployments (${fleet.length} runs):
 
 ${writesTable(fleet)}
+
+Where the time of the last ${FLEET_GROUPS}-group creation went: every write in the namespace from the create request to Ready, by component (audit log; s after the create request):
+
+${fleet.at(-1)?.timeline ?? ''}
 
 Zero-write property on the ready, unchanged ${FLEET_GROUPS}-group deployment (${FLEET_GROUPS * TP} pods):
 

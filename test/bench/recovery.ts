@@ -78,7 +78,7 @@ const rolledOut = (replicas: number) => (b: BloomDeployment) =>
   b.status?.updatedReplicas === replicas && b.status.readyReplicas === replicas && b.status.replicas === replicas
   && b.status.currentRevision === b.status.updateRevision && (b.status.groups ?? []).length === replicas;
 
-interface Rollout { surge: number; unavailable: number; ms: number; minReady: number; writes: number }
+interface Rollout { surge: number; unavailable: number; ms: number; minReady: number; writes: number; events: AuditEvent[] }
 
 async function timeRollout(ctx: E2eContext, name: string, image: string, surge: number, unavailable: number): Promise<Rollout> {
   const before = await getBd(ctx, name);
@@ -91,7 +91,8 @@ async function timeRollout(ctx: E2eContext, name: string, image: string, surge: 
     await customObjects(ctx.kc).patchNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ctx.namespace, plural: PLURAL, name,
       body: { spec: { worker: { image } } } }, mergePatch);
     const { at } = await done;
-    return { surge, unavailable, ms: at - t0, minReady, writes: operatorWrites(ctx, t0, at).length };
+    const events = operatorWrites(ctx, t0, at);
+    return { surge, unavailable, ms: at - t0, minReady, writes: events.length, events };
   } finally {
     pods.stop();
   }
@@ -186,7 +187,7 @@ Recovery from an injected rank failure (\`${FAILED_LABEL}=true\` on a random ran
 | detected: status shows the new epoch | ${stats(col('detectMs'))} |
 | every pod of the old epoch gone | ${stats(col('oldGoneMs'))} |
 | every rank pod of the new epoch Running+Ready | ${stats(col('podsReadyMs'))} |
-| **group Ready again (status: phase Ready, higher epoch, readyReplicas=1)** | **${stats(col('statusReadyMs'))}** |
+| **group Ready again** (status: phase Ready, higher epoch, readyReplicas=1) | ${stats(col('statusReadyMs'))} |
 
 Operator writes per recovery: ${(fastWrites.length / Math.max(1, fast.length)).toFixed(1)} (${breakdown(fastWrites).map((b) => `${(b.count / Math.max(1, fast.length)).toFixed(1)} ${b.key}${b.failed ? ` [${b.failed} failed in all]` : ''}`).join(', ')}).
 
@@ -201,6 +202,8 @@ ${[[1, 0], [2, 1]].map(([s, u]) => {
     const rs = rollouts.filter((r) => r.surge === s && r.unavailable === u);
     return rs.length ? `| ${s} / ${u} | ${rs.length} | ${sec(median(rs.map((r) => r.ms)))} | ${sec(Math.min(...rs.map((r) => r.ms)))} | ${sec(Math.max(...rs.map((r) => r.ms)))} | ${Math.min(...rs.map((r) => r.minReady))} | ${median(rs.map((r) => r.writes))} |` : `| ${s} / ${u} | 0 | | | | | |`;
   }).join('\n')}
+
+Operator writes per rollout by kind (mean over all rollouts, both settings): ${breakdown(rollouts.flatMap((r) => r.events)).map((b) => `${(b.count / Math.max(1, rollouts.length)).toFixed(1)} ${b.key}${b.failed ? ` [${b.failed} failed in all]` : ''}`).join(', ')}.
 
 Per-run rollout times (s): ${rollouts.map((r) => `${r.surge}/${r.unavailable}: ${sec(r.ms)}`).join(', ')}.${logs ? ` Logs of the run: ${logs.replace(/^.*\/\.cluster\//, '.cluster/')} (not committed).` : ''}
 `;
