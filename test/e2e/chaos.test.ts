@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import { LABELS } from '../../operator/src/groups/labels.js';
 import { useE2e } from './fixture.js';
-import { createBd, installCrd, kubectl, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { createBd, kubectl, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 import { epochsByGroup, watchInvariant } from './observe.js';
 
 const GROUPS = 20;
@@ -22,14 +22,9 @@ function rng(seed: number): () => number {
 
 describe(`chaos: ${GROUPS} groups under random rank faults, an operator kill and an API server restart`, function () {
   const ctx = useE2e('chaos');
-  let operator: OperatorProcess;
+  const operator = useOperator(ctx);
   const seed = Number(process.env.BLOOM_CHAOS_SEED ?? Date.now() % 100000);
 
-  before(async () => {
-    await installCrd(ctx.cluster);
-    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
-  });
-  after(async () => operator?.stop());
 
   it(`keeps one epoch per group, converges, and leaves no orphans or duplicates (seed ${seed})`, async () => {
     await createBd(ctx, testDeployment('swarm', {
@@ -53,9 +48,7 @@ describe(`chaos: ${GROUPS} groups under random rank faults, an operator kill and
         const elapsed = 1 - (end - Date.now()) / CHAOS_MS;
         if (!operatorKilled && elapsed > 0.3) {
           operatorKilled = true;
-          await operator.stop();
-          await sleep(2000);
-          operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+          await operator.restart(2000);
         }
         if (!apiserverRestarted && elapsed > 0.6) {
           apiserverRestarted = true;

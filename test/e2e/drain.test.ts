@@ -1,20 +1,16 @@
 import assert from 'node:assert/strict';
 import { LABELS } from '../../operator/src/groups/labels.js';
+import { waitFor } from '../cluster/processes.js';
 import { useE2e } from './fixture.js';
-import { createBd, installCrd, kubectl, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { createBd, kubectl, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 import { readyGroupCount, watchInvariant } from './observe.js';
 
 describe('node drains go through the operator, group by group, within the rollout budget', function () {
   const ctx = useE2e('drain');
-  let operator: OperatorProcess;
+  useOperator(ctx);
   let drained = '';
 
-  before(async () => {
-    await installCrd(ctx.cluster);
-    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
-  });
   after(async () => {
-    await operator?.stop();
     if (drained) await kubectl(ctx.cluster, 'uncordon', drained).catch(() => {});
   });
 
@@ -22,7 +18,11 @@ describe('node drains go through the operator, group by group, within the rollou
     await createBd(ctx, testDeployment('kept', { replicas: 2, tensorParallelSize: 4, placement: { exclusive: true } }));
     await waitForBd(ctx, 'kept', 'ready', (b) => b.status?.readyReplicas === 2);
     const pdb = JSON.parse(await kubectl(ctx.cluster, '-n', ctx.namespace, 'get', 'pdb', 'kept-g0', '-o', 'json'));
-    assert.equal(pdb.spec.maxUnavailable, 0);
+    assert.equal(pdb.spec.minAvailable, 4);
+    await waitFor('the disruption controller to count the group', async () => {
+      const status = JSON.parse(await kubectl(ctx.cluster, '-n', ctx.namespace, 'get', 'pdb', 'kept-g0', '-o', 'json')).status;
+      return status?.observedGeneration === 1 && status.currentHealthy === 4 && status.disruptionsAllowed === 0;
+    }, 30_000);
     const rank = (await podsOf(ctx, 'kept', { [LABELS.group]: '0' }))[0]!;
     await assert.rejects(
       ctx.core.createNamespacedPodEviction({ name: rank.metadata!.name!, namespace: ctx.namespace, body: { metadata: { name: rank.metadata!.name!, namespace: ctx.namespace } } }),

@@ -5,7 +5,7 @@ import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { gpuNode } from '../cluster/gpu-nodes.js';
 import { waitFor } from '../cluster/processes.js';
 import { useE2e, type E2eContext } from './fixture.js';
-import { createBd, getBd, installCrd, kubectl, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { createBd, getBd, kubectl, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 
 const epochs = (bd: BloomDeployment) => Object.fromEntries((bd.status?.groups ?? []).map((g) => [g.index, g.epoch]));
 const allReady = (replicas: number) => (b: BloomDeployment) =>
@@ -22,16 +22,12 @@ async function rankPod(ctx: E2eContext, bd: string, group: number, rank: number)
 
 describe('group health and lifecycle (gang restarts with epochs)', function () {
   const ctx = useE2e('life');
-  let operator: OperatorProcess;
+  useOperator(ctx);
 
   before(async () => {
-    await installCrd(ctx.cluster);
-    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
     await createBd(ctx, testDeployment('chat', { replicas: 3, tensorParallelSize: 4, placement: { exclusive: true }, failurePolicy: fastPolicy }));
     await waitForBd(ctx, 'chat', '3 ready groups', allReady(3));
   });
-  after(async () => operator?.stop());
-
   const faults: Array<[string, (pod: V1Pod) => Promise<unknown>, string]> = [
     ['a rank container fails', (pod) => kubectl(ctx.cluster, '-n', ctx.namespace, 'label', 'pod', pod.metadata!.name!, 'pod-container-running-failed.stage.kwok.x-k8s.io=true'), 'RankFailed'],
     ['a rank container restarts', (pod) => kubectl(ctx.cluster, '-n', ctx.namespace, 'label', 'pod', pod.metadata!.name!, 'pod-container-restarted.stage.kwok.x-k8s.io=true'), 'RankRestarted'],

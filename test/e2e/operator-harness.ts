@@ -55,6 +55,32 @@ export async function startOperator(cluster: LocalCluster, options: OperatorOpti
   return { process: proc, metricsUrl, logFile, stop: () => stopProcess(proc), kill: () => stopProcess(proc, 0) };
 }
 
+export interface OperatorHandle {
+  /** The running operator. */
+  readonly current: OperatorProcess;
+  /** Stops it (SIGTERM), waits pauseMs, and starts a fresh one. */
+  restart(pauseMs?: number): Promise<void>;
+}
+
+/** Hooks for a describe block: install the CRD, run one operator watching the block's namespace, stop it afterwards. */
+export function useOperator(ctx: E2eContext): OperatorHandle {
+  let current: OperatorProcess | undefined;
+  const start = () => startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+  before(async () => {
+    await installCrd(ctx.cluster);
+    current = await start();
+  });
+  after(async () => current?.stop());
+  return {
+    get current() { return current!; },
+    async restart(pauseMs = 0) {
+      await current?.stop();
+      await new Promise((r) => setTimeout(r, pauseMs));
+      current = await start();
+    },
+  };
+}
+
 export function customObjects(kc: KubeConfig): CustomObjectsApi {
   return kc.makeApiClient(CustomObjectsApi);
 }

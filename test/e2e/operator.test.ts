@@ -7,19 +7,13 @@ import { CLIENTS } from '../cluster/pki.js';
 import { waitFor } from '../cluster/processes.js';
 import { writesBy } from './audit.js';
 import { useE2e } from './fixture.js';
-import { createBd, customObjects, envOf, getBd, installCrd, kubectl, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { createBd, customObjects, envOf, getBd, kubectl, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('BloomDeployment operator on a real control plane', function () {
   const ctx = useE2e('op');
-  let operator: OperatorProcess;
-
-  before(async () => {
-    await installCrd(ctx.cluster);
-    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
-  });
-  after(async () => operator?.stop());
+  const operator = useOperator(ctx);
 
   it('runs a 2-replica TP=8 deployment as 16 rank pods wired for NCCL, one node per group', async () => {
     await createBd(ctx, testDeployment('llm', { replicas: 2 }));
@@ -67,8 +61,7 @@ describe('BloomDeployment operator on a real control plane', function () {
     const since = Date.now();
     // Touch the object (a label change triggers a reconcile but changes nothing the operator owns).
     await kubectl(ctx.cluster, '-n', ctx.namespace, 'label', 'bd/llm', 'touched=yes');
-    await operator.stop();
-    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+    await operator.restart();
     await sleep(3000);
     const writes = writesBy(ctx.cluster.auditLog, CLIENTS.operator.cn, since).filter((e) => e.objectRef?.namespace === ctx.namespace && e.objectRef?.resource !== 'events');
     assert.deepEqual(writes.map((w) => `${w.verb} ${w.objectRef?.resource}/${w.objectRef?.name}`), []);

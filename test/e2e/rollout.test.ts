@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { useE2e } from './fixture.js';
-import { createBd, installCrd, kubectl, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { createBd, kubectl, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 import { readyGroupCount, watchInvariant } from './observe.js';
 
 const rolledOut = (replicas: number) => (b: BloomDeployment) =>
@@ -10,13 +10,7 @@ const rolledOut = (replicas: number) => (b: BloomDeployment) =>
 
 describe('rolling updates by whole groups', function () {
   const ctx = useE2e('roll');
-  let operator: OperatorProcess;
-
-  before(async () => {
-    await installCrd(ctx.cluster);
-    operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
-  });
-  after(async () => operator?.stop());
+  useOperator(ctx);
 
   async function rollout(name: string, replicas: number, rollout: { maxSurge: number; maxUnavailable: number }, minReady: number) {
     const tp = 2;

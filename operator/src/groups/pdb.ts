@@ -1,8 +1,10 @@
 /**
  * The PodDisruptionBudget of one group. A voluntary eviction of any rank would break
  * the whole group's communicator, and a pod-level budget cannot count groups, so each
- * group gets maxUnavailable 0: the eviction API refuses to take a rank of a healthy
- * group. Drains still complete: the operator replaces a group whose ranks sit on a
+ * group's budget asks for all its ranks (minAvailable = tensorParallelSize): the
+ * eviction API refuses to take a rank of a healthy group. (minAvailable as a number,
+ * not maxUnavailable: for maxUnavailable the disruption controller derives the expected
+ * pod count from the owner's scale subresource, which counts groups, not ranks.) Drains still complete: the operator replaces a group whose ranks sit on a
  * cordoned node (surge first, honouring rollout.maxSurge/maxUnavailable), then deletes
  * the old ranks itself. Ranks that are not Ready may always be evicted.
  */
@@ -24,7 +26,7 @@ export function desiredGroupPdb(bd: BloomDeployment, group: number): V1PodDisrup
       ownerReferences: [controllerOwnerReference(bd)],
     },
     spec: {
-      maxUnavailable: 0,
+      minAvailable: bd.spec.tensorParallelSize,
       selector: { matchLabels: groupSelector(name, group) },
       unhealthyPodEvictionPolicy: 'AlwaysAllow',
     },

@@ -66,7 +66,8 @@ export function computeStatus({ bd, groups, upToDate, revision, now }: StatusInp
     replicas: sorted.length,
     readyReplicas: ready,
     updatedReplicas: updated,
-    currentRevision: complete || outdatedRevisions.length === 0 ? revision : mostCommon(outdatedRevisions),
+    // The revision stays "current" until the new one is fully rolled out (RolloutComplete is emitted on that change).
+    currentRevision: complete ? revision : outdatedRevisions.length > 0 ? mostCommon(outdatedRevisions) : previous?.currentRevision ?? revision,
     updateRevision: revision,
     selector: leaderSelectorString(bd.metadata.name ?? ''),
     phase,
