@@ -191,4 +191,29 @@ describe('serving through the operator on the process node', function () {
     const hosts = readFileSync('/etc/hosts', 'utf8');
     assert.ok(hosts.includes(`tiny-g1-r0.tiny-g1.${ctx.namespace}.svc.cluster.local`), 'group 1 rank 0 has a DNS name');
   });
+
+  it('reports container restarts of a restartPolicy Always pod and finalizes its deletion', async function () {
+    const name = 'crashy';
+    await ctx.core.createNamespacedPod({ namespace: ctx.namespace, body: {
+      metadata: { name },
+      spec: {
+        nodeName, restartPolicy: 'Always', terminationGracePeriodSeconds: 2,
+        containers: [{ name: 'main', image: 'busybox', command: ['sh', '-c', 'sleep 0.5; exit 3'] }],
+      },
+    } });
+    let pod = await ctx.core.readNamespacedPod({ name, namespace: ctx.namespace });
+    await waitFor('a restart to be reported', async () => {
+      pod = await ctx.core.readNamespacedPod({ name, namespace: ctx.namespace });
+      return (pod.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1;
+    }, 30_000, 250);
+    const cs = pod.status!.containerStatuses![0]!;
+    assert.equal(cs.lastState?.terminated?.exitCode, 3);
+    assert.equal(pod.status?.phase, 'Running');
+    assert.match(pod.status?.podIP ?? '', /^127\./);
+    await ctx.core.deleteNamespacedPod({ name, namespace: ctx.namespace });
+    await waitFor('the process node to finalize the deletion', async () => {
+      try { await ctx.core.readNamespacedPod({ name, namespace: ctx.namespace }); return false; } catch { return true; }
+    }, 30_000, 250);
+    assert.ok(!(await node!.pods()).some((p) => p.name === name), 'no process left for the deleted pod');
+  });
 });

@@ -91,8 +91,12 @@ export function launchPlan(pod: V1Pod, opts: LaunchOptions): LaunchPlan {
     } else if (v.emptyDir) {
       if (vm.mountPath === '/dev/shm') continue; // the host's /dev/shm is shared memory already
       mounts.push({ mountPath: vm.mountPath, hostPath: join(opts.podDir, 'volumes', vm.name, sub), volume: vm.name, type: 'emptyDir' });
+    } else if (v.projected) {
+      // the service-account token volume every pod gets by default: an empty directory (nothing is
+      // projected; a process here reaches no API server through in-cluster config anyway)
+      mounts.push({ mountPath: vm.mountPath, hostPath: join(opts.podDir, 'volumes', vm.name, sub), volume: vm.name, type: 'emptyDir' });
     } else {
-      throw new PodConfigError(`volume ${vm.name}: only hostPath and emptyDir volumes are supported by the process node`);
+      throw new PodConfigError(`volume ${vm.name}: only hostPath, emptyDir and (empty) projected volumes are supported by the process node`);
     }
   }
   mounts.sort((a, b) => b.mountPath.length - a.mountPath.length);

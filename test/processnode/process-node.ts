@@ -336,7 +336,7 @@ export class ProcessNode {
         // started by an earlier run of this node, whose processes died with it
         Object.assign(st.container, { state: 'terminated', exitCode: 137, reason: 'ContainerStatusUnknown', message: 'the process node restarted; the process is gone', finishedAt: new Date() });
       } else {
-        this.startContainer(st);
+        this.tryStart(st);
       }
     }
     st.pod = pod;
@@ -383,7 +383,13 @@ export class ProcessNode {
     } catch (err) {
       if (!(err instanceof PodConfigError)) throw err;
       Object.assign(st.container, { state: 'waiting', waitingReason: 'CreateContainerConfigError', message: err.message });
-      this.log(`${st.key}: ${err.message}`);
+      this.log(`${st.key}: ${err.message} (retrying in 5 s)`);
+      // as a kubelet retries mounts: a hostPath staged late still starts the pod
+      st.restartTimer = setTimeout(() => {
+        if (st.terminating || this.stopped || this.states.get(st.key) !== st || st.container.state !== 'waiting') return;
+        this.tryStart(st);
+        this.kick(st.key);
+      }, 5000);
       return;
     }
     st.plan = plan;
@@ -425,6 +431,15 @@ export class ProcessNode {
     this.scheduleDns();
   }
 
+  private tryStart(st: PodState): void {
+    try {
+      this.startContainer(st);
+    } catch (err) {
+      Object.assign(st.container, { state: 'waiting', waitingReason: 'RunContainerError', message: String((err as Error).message ?? err) });
+      this.log(`${st.key}: cannot start: ${String(err)}`);
+    }
+  }
+
   /** restartPolicy Always / OnFailure: start again after a back-off (1 s doubling to 30 s), counting restarts. */
   private maybeRestart(st: PodState): void {
     const c = st.container;
@@ -435,7 +450,7 @@ export class ProcessNode {
       if (st.terminating || this.stopped || this.states.get(st.key) !== st) return;
       c.lastTerminated = { exitCode: c.exitCode ?? 0, reason: c.reason ?? 'Error', ...(c.startedAt ? { startedAt: c.startedAt } : {}), finishedAt: c.finishedAt ?? new Date() };
       c.restartCount += 1;
-      this.startContainer(st);
+      this.tryStart(st);
       this.kick(st.key);
     }, delay);
   }
