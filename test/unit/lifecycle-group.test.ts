@@ -27,10 +27,11 @@ function runningPod(rank: number, epoch = 1, over: (p: V1Pod) => void = () => {}
 }
 
 const group = (over: (p: V1Pod) => void = () => {}, epoch = 1) => [0, 1, 2, 3].map((r) => runningPod(r, epoch, r === 2 ? over : () => {}));
-const nodes = new Map<string, NodeView>([['gpu-node-0', { ready: true, since: T0, unschedulable: false }]]);
+const node = (ready: boolean, unschedulable = false): NodeView => ({ ready, since: T0, unschedulable, labels: {}, allocatable: {} });
+const nodes = new Map<string, NodeView>([['gpu-node-0', node(true)]]);
 
 function plan(over: Partial<GroupPlanInput>) {
-  return planGroup({ bd, record: record(), serviceResourceVersion: '7', pods: [], nodes, now: T0 + 60_000, revision, resetToken: undefined, clusterDomain: CLUSTER_DOMAIN, ...over });
+  return planGroup({ bd, record: record(), serviceResourceVersion: '7', pods: [], nodes, now: T0 + 60_000, revision, resetToken: undefined, clusterDomain: CLUSTER_DOMAIN, picker: { pick: () => undefined }, ...over });
 }
 
 const kinds = (p: ReturnType<typeof plan>) => p.actions.map((a) => a.kind);
@@ -65,7 +66,7 @@ describe('planGroup (gang lifecycle of one group)', () => {
   for (const [what, fault, reason] of faults) {
     it(`recreates the whole group with a new epoch after ${what}`, () => {
       const n = new Map(nodes);
-      n.set('gpu-node-9', { ready: false, since: T0, unschedulable: false });
+      n.set('gpu-node-9', node(false));
       const p = plan({ pods: group(fault), record: record({ readySince: T0 }), nodes: n });
       assert.equal(p.status.phase, 'Restarting');
       assert.equal(p.status.epoch, 2);
@@ -112,7 +113,7 @@ describe('planGroup (gang lifecycle of one group)', () => {
   });
 
   it('force-removes pods stuck terminating on a lost node after the grace period', () => {
-    const lost = new Map<string, NodeView>([['gpu-node-0', { ready: false, since: T0, unschedulable: false }]]);
+    const lost = new Map<string, NodeView>([['gpu-node-0', node(false)]]);
     const stuck = group().map((p) => { p.metadata!.deletionTimestamp = new Date(T0); return p; });
     const rec = record({ epoch: 2 });
     const grace = bd.spec.failurePolicy.nodeLostGraceSeconds * 1000;

@@ -182,6 +182,7 @@ export class BloomController {
       bd,
       services: this.services.cache.list(namespace).filter(ownedByThis),
       pods: this.pods.cache.list(namespace).filter(ownedByThis),
+      placementPods: this.pods.cache.list(),
       pdbs: this.pdbs?.cache.list(namespace).filter(ownedByThis),
       nodes: this.nodeViews(),
       now,

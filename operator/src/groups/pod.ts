@@ -21,6 +21,8 @@ export const STARTUP_PROBE_PERIOD_SECONDS = 10;
 export interface RankPodParams extends RankParams {
   /** podRevision(spec) the pod is built from (label inference.bloom.dev/revision). */
   revision: string;
+  /** Topology domain with room for the whole group, chosen by the operator: the ranks are pinned to it. */
+  domain?: string;
 }
 
 function modelVolume(source: ModelSource): V1Volume {
@@ -85,9 +87,12 @@ export function rankPorts(spec: BloomDeploymentSpec, rank: number): V1ContainerP
  * With exclusive placement, required anti-affinity keeps other groups (of any BloomDeployment in
  * the namespace) out of the domain.
  */
-export function rankAffinity(spec: BloomDeploymentSpec, bd: string, group: number, epoch: number): V1Affinity {
+export function rankAffinity(spec: BloomDeploymentSpec, bd: string, group: number, epoch: number, domain?: string): V1Affinity {
   const topologyKey = spec.placement.topologyKey;
   const affinity: V1Affinity = {
+    ...(domain === undefined ? {} : {
+      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: topologyKey, operator: 'In', values: [domain] }] }] } },
+    }),
     podAffinity: {
       requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: groupEpochSelector(bd, group, epoch) }, topologyKey }],
     },
@@ -141,7 +146,7 @@ export function desiredRankPod(params: RankPodParams): V1Pod {
     metadata: {
       name: rankPodName(name, group, rank, epoch),
       namespace: bd.metadata.namespace,
-      labels: rankPodLabels(name, group, rank, epoch, revision),
+      labels: { ...rankPodLabels(name, group, rank, epoch, revision), ...(params.domain === undefined ? {} : { [LABELS.domain]: params.domain }) },
       annotations: { [ANNOTATIONS.tensorParallelSize]: String(spec.tensorParallelSize) },
       ownerReferences: [controllerOwnerReference(bd)],
     },
@@ -152,7 +157,7 @@ export function desiredRankPod(params: RankPodParams): V1Pod {
       enableServiceLinks: false,
       terminationGracePeriodSeconds: spec.worker.terminationGracePeriodSeconds,
       schedulingGates: spec.gang.policy === 'SchedulingGates' ? [{ name: GANG_SCHEDULING_GATE }] : [],
-      affinity: rankAffinity(spec, name, group, epoch),
+      affinity: rankAffinity(spec, name, group, epoch, params.domain),
       containers: [workerContainer(spec, { ...params, bd }, mounts)],
       volumes: podVolumes,
     },

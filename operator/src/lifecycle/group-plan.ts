@@ -7,11 +7,12 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { BloomDeployment, GroupFailure, GroupPhase, GroupStatus } from '../api/types.js';
 import { desiredRankPod } from '../groups/pod.js';
-import { groupEpochSelector } from '../groups/labels.js';
+import { LABELS, groupEpochSelector } from '../groups/labels.js';
 import { groupServiceName, masterAddress } from '../groups/names.js';
 import type { Action, EventSpec } from './actions.js';
 import { backoffMs, restartsInWindow } from './backoff.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
+import type { DomainPicker } from './placement.js';
 import { isGated, isReady, isTerminating, notReadySince, podEpoch, podRank, rankFault, unschedulableSince, type NodeViews } from './observe.js';
 
 export interface GroupPlanInput {
@@ -28,6 +29,8 @@ export interface GroupPlanInput {
   /** Value of the deployment's reset annotation, if set. */
   resetToken: string | undefined;
   clusterDomain: string;
+  /** Chooses the topology domain of a new incarnation. */
+  picker: DomainPicker;
 }
 
 export interface GroupPlan {
@@ -104,8 +107,10 @@ function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { fail
   }
   const bound = current.filter((p) => p.spec?.nodeName);
   const stuck = current.map(unschedulableSince).filter((t): t is number => t !== undefined);
-  if (released && bound.length > 0 && stuck.length > 0) {
-    // Ranks pinned next to the bound ones cannot fit there: only a fresh placement of the whole group helps.
+  const pinned = current.some((p) => p.metadata?.labels?.[LABELS.domain] !== undefined);
+  if (released && (bound.length > 0 || pinned) && stuck.length > 0) {
+    // Ranks pinned next to the bound ones (or to a domain that filled up meanwhile) cannot fit there:
+    // only a fresh placement of the whole group helps.
     const deadline = Math.max(...stuck) + ms(policy.placementTimeoutSeconds);
     if (now >= deadline) {
       return { failure: failureOf('PlacementStalled', `${stuck.length} rank(s) unschedulable in the topology domain of the ${bound.length} bound rank(s) for ${policy.placementTimeoutSeconds}s`, now) };
@@ -249,9 +254,12 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
   const ranks = new Set(current.map(podRank));
   if (ranks.size < tp) {
     if (!upToDateRevision) return { ...finish('Pending'), upToDate: false };
+    // Ranks of one incarnation share its domain: a missing rank joins the existing ones; a fresh incarnation gets one.
+    const domain = current.length > 0 ? current[0]!.metadata?.labels?.[LABELS.domain] : input.picker.pick(groupServiceName(name, record.index));
     for (let rank = 0; rank < tp; rank++) {
       if (ranks.has(rank)) continue;
-      actions.push({ kind: 'createPod', pod: desiredRankPod({ bd, group: record.index, rank, epoch: record.epoch, revision: record.revision, clusterDomain: input.clusterDomain }) });
+      const pod = desiredRankPod({ bd, group: record.index, rank, epoch: record.epoch, revision: record.revision, clusterDomain: input.clusterDomain, ...(domain === undefined ? {} : { domain }) });
+      actions.push({ kind: 'createPod', pod });
     }
     return finish('Pending');
   }

@@ -8,6 +8,8 @@ export interface NodeView {
   /** Since when the Ready condition has its current value (ms). */
   since: number;
   unschedulable: boolean;
+  labels: Record<string, string>;
+  allocatable: Record<string, string>;
 }
 /** Nodes by name; a name missing from the map is a node that is gone. */
 export type NodeViews = ReadonlyMap<string, NodeView>;
@@ -18,6 +20,8 @@ export function nodeView(node: V1Node): NodeView {
     ready: ready?.status === 'True',
     since: ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : 0,
     unschedulable: node.spec?.unschedulable === true,
+    labels: node.metadata?.labels ?? {},
+    allocatable: node.status?.allocatable ?? {},
   };
 }
 

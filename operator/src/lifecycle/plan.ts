@@ -19,6 +19,7 @@ import { planGroup, type GroupPlan } from './group-plan.js';
 import { isTerminating, podGroup, type NodeViews } from './observe.js';
 import { planRollout } from './rollout.js';
 import { computeStatus } from './status.js';
+import { domainPicker } from './placement.js';
 
 /** Changing this annotation's value on a BloomDeployment resets every group's restart budget (and revives Failed groups). */
 export const RESET_RESTARTS_ANNOTATION = `${API_GROUP}/reset-restarts`;
@@ -27,6 +28,8 @@ export interface DeploymentObservation {
   bd: BloomDeployment;
   services: readonly V1Service[];
   pods: readonly V1Pod[];
+  /** Every rank pod the operator sees (all deployments): what occupies the GPUs of each domain. */
+  placementPods?: readonly V1Pod[];
   /** The deployment's PodDisruptionBudgets; undefined when the operator may not manage them. */
   pdbs: readonly V1PodDisruptionBudget[] | undefined;
   nodes: NodeViews | undefined;
@@ -52,13 +55,13 @@ function clientServiceActions(bd: BloomDeployment, services: readonly V1Service[
   return [{ kind: 'patchServiceSpec', name: desired.metadata!.name!, resourceVersion: existing.metadata?.resourceVersion ?? '', selector: desired.spec!.selector!, ports: desired.spec!.ports! }];
 }
 
-function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string): { actions: Action[]; status: GroupStatus } {
+function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string, domain: string | undefined): { actions: Action[]; status: GroupStatus } {
   const record: GroupRecord = { index, epoch: 1, revision, epochStarted: now, restarts: 0, restartTimes: [] };
   const service = desiredGroupService(bd, index, record.epoch);
   const annotations = Object.fromEntries(Object.entries(recordAnnotations(record)).filter((e): e is [string, string] => e[1] !== null));
   service.metadata!.annotations = { ...service.metadata!.annotations, ...annotations };
   const pods = Array.from({ length: bd.spec.tensorParallelSize }, (_, rank) =>
-    ({ kind: 'createPod', pod: desiredRankPod({ bd, group: index, rank, epoch: record.epoch, revision, clusterDomain }) }) as Action);
+    ({ kind: 'createPod', pod: desiredRankPod({ bd, group: index, rank, epoch: record.epoch, revision, clusterDomain, ...(domain === undefined ? {} : { domain }) }) }) as Action);
   const name = bd.metadata.name ?? '';
   return {
     actions: [{ kind: 'createService', service }, ...pods],
@@ -83,6 +86,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (!Number.isInteger(g)) continue;
     podsByGroup.set(g, [...(podsByGroup.get(g) ?? []), pod]);
   }
+  const picker = domainPicker(bd.spec, obs.nodes, obs.placementPods ?? obs.pods);
   const groupServices = obs.services.filter((s) => s.metadata?.labels?.[LABELS.group] !== undefined);
   const plans = new Map<number, GroupPlan>();
   for (const service of groupServices) {
@@ -90,7 +94,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (!record) continue;
     plans.set(record.index, planGroup({
       bd, record, serviceResourceVersion: service.metadata?.resourceVersion ?? '', pods: podsByGroup.get(record.index) ?? [],
-      nodes: obs.nodes, now, revision, resetToken, clusterDomain,
+      nodes: obs.nodes, now, revision, resetToken, clusterDomain, picker,
     }));
   }
 
@@ -131,7 +135,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (plan.wakeAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, plan.wakeAt);
   }
   for (const index of rollout.create) {
-    const group = newGroup(bd, index, revision, now, clusterDomain);
+    const group = newGroup(bd, index, revision, now, clusterDomain, picker.pick(groupServiceName(bd.metadata.name ?? '', index)));
     actions.push(...group.actions);
     if (pdbNames) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
     statuses.push(group.status);
