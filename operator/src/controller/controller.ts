@@ -54,6 +54,13 @@ export class BloomController {
   private readonly now: () => number;
   private workers: Promise<void>[] = [];
   private resync: NodeJS.Timeout | undefined;
+  /**
+   * Stale-cache guards (the informers lag behind our own writes): pods whose gate this process
+   * already lifted (gates are never added back), and the status object each key last wrote,
+   * with the resourceVersion it was written over, used until the cache has caught up.
+   */
+  private readonly ungated = new Set<string>();
+  private readonly statusWritten = new Map<string, { over: string; bd: BloomDeployment }>();
   private synced = false;
 
   constructor(private readonly options: ControllerOptions) {
@@ -124,7 +131,11 @@ export class BloomController {
   async start(): Promise<void> {
     await Promise.all([this.bds.start(), this.pods.start(), this.services.start(), this.nodes?.start(), this.pdbs?.start()]);
     this.synced = true;
-    const enqueueAll = () => { for (const bd of this.bds.cache.list()) this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name)); };
+    const enqueueAll = () => {
+      const live = new Set(this.pods.cache.list().map((p) => p.metadata?.uid));
+      for (const uid of this.ungated) if (!live.has(uid)) this.ungated.delete(uid);
+      for (const bd of this.bds.cache.list()) this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name));
+    };
     enqueueAll();
     this.resync = setInterval(enqueueAll, this.options.resyncMs ?? 60_000);
     this.resync.unref();
@@ -166,8 +177,11 @@ export class BloomController {
   /** One reconcile of one BloomDeployment: observe, plan, write the difference. */
   async reconcile(k: string): Promise<void> {
     const [namespace, name] = k.split('/') as [string, string];
-    const raw = this.bds.cache.get(name, namespace);
+    let raw = this.bds.cache.get(name, namespace);
     const metrics = this.options.metrics;
+    const written = this.statusWritten.get(k);
+    if (raw && written && raw.metadata.resourceVersion === written.over) raw = written.bd;
+    else this.statusWritten.delete(k);
     if (!raw) {
       if (metrics) forgetDeployment(metrics, namespace, name);
       return;
@@ -190,7 +204,7 @@ export class BloomController {
     });
 
     // A failed write (a quota, a conflict with a stale cache) still leaves the status reported; the key is retried.
-    const failure = await this.execute(namespace, plan.actions).then(() => undefined, (err: unknown) => err);
+    const failure = await this.execute(namespace, plan.actions.filter((a) => a.kind !== 'ungatePod' || !this.ungated.has(a.uid))).then(() => undefined, (err: unknown) => err);
     if (failure === undefined) {
       for (const event of plan.events) {
         await this.events.emit(raw, event);
@@ -198,7 +212,8 @@ export class BloomController {
       }
     }
     if (canonicalJson(plan.status) !== canonicalJson(raw.status ?? {})) {
-      await this.writer.replaceStatus(raw, plan.status);
+      const updated = await this.writer.replaceStatus(raw, plan.status);
+      if (updated) this.statusWritten.set(k, { over: raw.metadata.resourceVersion ?? '', bd: updated as BloomDeployment });
     }
     if (failure !== undefined) throw failure;
     if (metrics) setGroupPhases(metrics, namespace, name, countGroupPhases(plan.status.groups ?? []));
@@ -219,7 +234,7 @@ export class BloomController {
           case 'patchRecord': return w.patchServiceRecord(namespace, a.name, a.resourceVersion, a.annotations, a.selector);
           case 'deletePod': return w.deletePod(namespace, a.name, a.uid, a.force);
           case 'createPod': return w.createPod(a.pod);
-          case 'ungatePod': return w.ungatePod(namespace, a.name);
+          case 'ungatePod': return w.ungatePod(namespace, a.name).then(() => { this.ungated.add(a.uid); });
           case 'createPdb': return w.createPdb(a.pdb);
           case 'deletePdb': return w.deletePdb(namespace, a.name);
         }

@@ -9,7 +9,7 @@ export type Action =
   /** Merge-patch a Service's selector and ports (the client Service after a port change). */
   | { kind: 'patchServiceSpec'; name: string; resourceVersion: string; selector: Record<string, string>; ports: V1ServicePort[] }
   | { kind: 'createPod'; pod: V1Pod }
-  | { kind: 'ungatePod'; name: string }
+  | { kind: 'ungatePod'; name: string; uid: string }
   | { kind: 'deletePod'; name: string; uid: string; force: boolean }
   | { kind: 'createPdb'; pdb: V1PodDisruptionBudget }
   | { kind: 'deletePdb'; name: string };

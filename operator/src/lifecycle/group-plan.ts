@@ -265,7 +265,7 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
   }
   const gated = current.filter(isGated);
   if (gated.length > 0) {
-    for (const pod of gated) actions.push({ kind: 'ungatePod', name: pod.metadata?.name ?? '' });
+    for (const pod of gated) actions.push({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' });
     return finish('Pending');
   }
   const ready = current.every(isReady);
