@@ -15,26 +15,13 @@ import shutil
 import sys
 from pathlib import Path
 
+# The worker test suite's tiny-model builder (random BLOOM + word-level tokenizer) and converter.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python" / "worker"))
+from worker_helpers import build_hf, convert  # noqa: E402
+
 # 8 heads (TP 1/2/4/8 split whole heads); vocab 250 does not divide by 4 or 8 (padded vocab slices)
 CONFIG = dict(vocab_size=250, hidden_size=64, n_layer=2, n_head=8)
-WORDS = ["hello", "world", "bloom", "int8", "tensor", "parallel", "the", "a", "of", "kubernetes", "operator", "model"]
 VERSION = 1
-
-
-def tokenizer(vocab_size: int) -> object:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<pad>": 3}
-    for w in WORDS:
-        vocab[w] = len(vocab)
-    i = 0
-    while len(vocab) < vocab_size:
-        vocab[f"w{i}"] = len(vocab)
-        i += 1
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    return tok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,11 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=8)
     args = ap.parse_args(argv)
 
-    import torch
-    from transformers import BloomConfig, BloomForCausalLM
-
-    from bloom_worker.convert import main as convert
-
     out: Path = args.out
     marker = out / "READY.json"
     if marker.exists():
@@ -56,19 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     hf = out / "hf"
     shutil.rmtree(hf, ignore_errors=True)
-    torch.manual_seed(args.seed)
-    # initializer_range 0.2 (not 0.02): logits spread out, so greedy decoding is not a flat tie
-    model = BloomForCausalLM(BloomConfig(initializer_range=0.2, **CONFIG)).eval()
-    model.save_pretrained(hf)
-    tokenizer(CONFIG["vocab_size"]).save(str(hf / "tokenizer.json"))  # type: ignore[attr-defined]
+    hf.mkdir()
+    build_hf(hf, args.seed, tokenizer=True, **CONFIG)
     shards = {}
     for tp in sorted(set(args.tp)):
         dst = out / f"tiny-bloom-int8-tp{tp}"
         shutil.rmtree(dst, ignore_errors=True)
-        if convert([str(hf), str(dst), "--tensor-parallel", str(tp)]) != 0:
-            print(f"make_tiny_model: conversion to TP={tp} failed", file=sys.stderr)
-            return 1
-        shards[tp] = str(dst)
+        shards[tp] = str(convert(hf, dst, tp))
     marker.write_text(json.dumps({"version": VERSION, "seed": args.seed, "config": CONFIG, "shards": shards}, indent=2))
     print(json.dumps({"out": str(out), "shards": shards}))
     return 0

@@ -75,6 +75,7 @@ function deleteAll(pods: readonly V1Pod[]): Action[] {
 
 export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
   const { bd, now, clusterDomain } = obs;
+  const groupName = (index: number) => groupServiceName(bd.metadata.name ?? '', index);
   const revision = podRevision(bd.spec);
   const resetToken = bd.metadata.annotations?.[RESET_RESTARTS_ANNOTATION];
   const actions: Action[] = clientServiceActions(bd, obs.services);
@@ -121,21 +122,21 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
   for (const [index, plan] of plans) {
     if (rollout.remove.includes(index)) {
       const pods = podsByGroup.get(index) ?? [];
-      actions.push({ kind: 'deleteService', name: groupServiceName(bd.metadata.name ?? '', index) }, ...deleteAll(pods));
-      if (pdbNames?.has(groupServiceName(bd.metadata.name ?? '', index))) actions.push({ kind: 'deletePdb', name: groupServiceName(bd.metadata.name ?? '', index) });
+      actions.push({ kind: 'deleteService', name: groupName(index) }, ...deleteAll(pods));
+      if (pdbNames?.has(groupName(index))) actions.push({ kind: 'deletePdb', name: groupName(index) });
       const why = plan.upToDate ? 'scale down' : plan.status.revision !== revision ? `outdated revision ${plan.status.revision}` : 'on a cordoned node or failing';
       events.push({ type: 'Normal', reason: 'GroupRemoved', message: `removing group ${index} (${why})` });
       continue;
     }
     actions.push(...plan.actions);
-    if (pdbNames && !pdbNames.has(groupServiceName(bd.metadata.name ?? '', index))) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
+    if (pdbNames && !pdbNames.has(groupName(index))) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
     events.push(...plan.events);
     statuses.push(plan.status);
     if (plan.upToDate) upToDate.add(index);
     if (plan.wakeAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, plan.wakeAt);
   }
   for (const index of rollout.create) {
-    const group = newGroup(bd, index, revision, now, clusterDomain, picker.pick(groupServiceName(bd.metadata.name ?? '', index)));
+    const group = newGroup(bd, index, revision, now, clusterDomain, picker.pick(groupName(index)));
     actions.push(...group.actions);
     if (pdbNames) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
     statuses.push(group.status);
