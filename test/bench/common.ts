@@ -18,6 +18,7 @@ import { repoRoot } from '../cluster/paths.js';
 import { waitFor } from '../cluster/processes.js';
 import { writesBy, type AuditEvent } from '../e2e/audit.js';
 import type { E2eContext } from '../e2e/fixture.js';
+import { installCrd, startOperator, type OperatorProcess } from '../e2e/operator-harness.js';
 import { customObjects, getBd, podsOf } from '../e2e/operator-harness.js';
 import { watchInvariant } from '../e2e/observe.js';
 
@@ -315,4 +316,13 @@ export async function withCleanup(cleanup: () => Promise<void>, body: () => Prom
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** A benchmark's namespace, the CRD, and the real operator watching that namespace. */
+export async function startBenchOperator(cluster: LocalCluster, namespace: string): Promise<{ ctx: E2eContext; operator: OperatorProcess }> {
+  const ctx = await namespaceContext(cluster, namespace);
+  await installCrd(cluster);
+  const operator = await startOperator(cluster, { extraArgs: ['--namespace', ctx.namespace] });
+  log(`operator running (log ${operator.logFile})`);
+  return { ctx, operator };
 }

@@ -17,9 +17,9 @@ import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants
 import type { AuditEvent } from '../e2e/audit.js';
 import type { E2eContext } from '../e2e/fixture.js';
 import { readyGroupCount } from '../e2e/observe.js';
-import { createBd, customObjects, getBd, installCrd, startOperator, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
+import { createBd, customObjects, getBd, startOperator, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
 import {
-  LoadSampler, auditTimeline, bdReached, benchCluster, breakdown, deleteDeployment, keepLogs, log, machine, median, mergePatch, mmm, namespaceContext, operatorRevision,
+  LoadSampler, auditTimeline, bdReached, benchCluster, breakdown, deleteDeployment, keepLogs, log, machine, median, mergePatch, mmm, operatorRevision, startBenchOperator,
   OPERATOR_USER, operatorWrites, podsReached, sec, sleep, versions, withCleanup, writeResults,
 } from './common.js';
 
@@ -85,10 +85,8 @@ async function main(): Promise<void> {
     await cluster.down();
     load.stop();
   }, async () => {
-    const ctx = await namespaceContext(cluster, 'bench-cp');
-    await installCrd(cluster);
-    operator = await startOperator(cluster, { extraArgs: ['--namespace', ctx.namespace] });
-    log(`operator running (log ${operator.logFile})`);
+    const { ctx, operator: first } = await startBenchOperator(cluster, 'bench-cp');
+    operator = first;
 
     for (let i = 1; i <= SINGLE_RUNS; i++) {
       const r = await timeCreation(ctx, `single-${i}`, 1, 120_000);

@@ -22,9 +22,9 @@ import type { BloomDeployment } from '../../operator/src/api/types.js';
 import type { AuditEvent } from '../e2e/audit.js';
 import type { E2eContext } from '../e2e/fixture.js';
 import { readyGroupCount } from '../e2e/observe.js';
-import { createBd, customObjects, getBd, installCrd, podsOf, startOperator, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
+import { createBd, customObjects, getBd, podsOf, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
 import {
-  LoadSampler, bdReached, benchCluster, breakdown, deleteDeployment, isPodReady, keepLogs, log, machine, median, mergePatch, namespaceContext, operatorRevision,
+  LoadSampler, bdReached, benchCluster, breakdown, deleteDeployment, isPodReady, keepLogs, log, machine, median, mergePatch, operatorRevision, startBenchOperator,
   operatorWrites, podEpochOf, podsReached, quantile, sec, sleep, versions, withCleanup, writeResults,
 } from './common.js';
 
@@ -119,10 +119,8 @@ async function main(): Promise<void> {
     await cluster.down();
     load.stop();
   }, async () => {
-    const ctx = await namespaceContext(cluster, 'bench-recovery');
-    await installCrd(cluster);
-    operator = await startOperator(cluster, { extraArgs: ['--namespace', ctx.namespace] });
-    log(`operator running (log ${operator.logFile})`);
+    const { ctx, operator: first } = await startBenchOperator(cluster, 'bench-recovery');
+    operator = first;
 
     // 1. the control loop: backoffSeconds 0
     await createBd(ctx, testDeployment('recover', { replicas: 1, tensorParallelSize: TP, failurePolicy: FAST_POLICY }));

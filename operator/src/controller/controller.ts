@@ -42,7 +42,7 @@ export interface ControllerOptions {
 const key = (namespace: string | undefined, name: string | undefined) => `${namespace ?? ''}/${name ?? ''}`;
 
 export class BloomController {
-  readonly writer: KubeWriter;
+  private readonly writer: KubeWriter;
   private readonly queue = new WorkQueue();
   private readonly bds: ResilientInformer<BloomDeployment>;
   private readonly pods: ResilientInformer<V1Pod>;
@@ -120,8 +120,6 @@ export class BloomController {
 
   /** True once every informer holds its initial list. */
   get ready(): boolean { return this.synced; }
-
-  get queueDepth(): number { return this.queue.length; }
 
   private enqueue(k: string): void {
     this.queue.add(k);

@@ -26,7 +26,6 @@ export class ResilientInformer<T extends KubernetesObject> {
   private watchdog: NodeJS.Timeout | undefined;
   private stopped = false;
   private restarting = false;
-  restarts = 0;
 
   constructor(private readonly options: InformerOptions<T>) {
     this.informer = makeInformer(options.kubeConfig, options.path, options.list, options.labelSelector);
@@ -71,7 +70,6 @@ export class ResilientInformer<T extends KubernetesObject> {
   private async restart(delayMs: number): Promise<void> {
     if (this.stopped || this.restarting) return;
     this.restarting = true;
-    this.restarts++;
     try {
       await this.informer.stop();
       await new Promise((r) => setTimeout(r, delayMs));

@@ -17,8 +17,6 @@ export class KubeWriter {
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
   private readonly policy: PolicyV1Api;
-  /** Write requests sent (successful or not), for benchmarks. */
-  writes = 0;
 
   constructor(kubeConfig: KubeConfig, private readonly metrics?: OperatorMetrics) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
@@ -27,7 +25,6 @@ export class KubeWriter {
   }
 
   private async call<T>(verb: string, resource: string, fn: () => Promise<T>, tolerate: number[] = []): Promise<T | undefined> {
-    this.writes++;
     try {
       return await fn();
     } catch (err) {

@@ -12,19 +12,14 @@ import type { V1PodDisruptionBudget } from '@kubernetes/client-node';
 import type { BloomDeployment } from '../api/types.js';
 import { commonLabels, deploymentSelector, groupSelector } from './labels.js';
 import { groupServiceName } from './names.js';
-import { controllerOwnerReference } from './owner.js';
+import { ownedMetadata } from './owner.js';
 
 export function desiredGroupPdb(bd: BloomDeployment, group: number): V1PodDisruptionBudget {
   const name = bd.metadata.name ?? '';
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
-    metadata: {
-      name: groupServiceName(name, group),
-      namespace: bd.metadata.namespace,
-      labels: { ...commonLabels(name), ...deploymentSelector(name), ...groupSelector(name, group) },
-      ownerReferences: [controllerOwnerReference(bd)],
-    },
+    metadata: ownedMetadata(bd, groupServiceName(name, group), { ...commonLabels(name), ...deploymentSelector(name), ...groupSelector(name, group) }),
     spec: {
       minAvailable: bd.spec.tensorParallelSize,
       selector: { matchLabels: groupSelector(name, group) },

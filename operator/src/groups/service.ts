@@ -4,7 +4,7 @@ import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment } from '../api/types.js';
 import { ANNOTATIONS, commonLabels, deploymentSelector, groupEpochSelector, groupSelector, leaderSelector } from './labels.js';
 import { clientServiceName, groupServiceName } from './names.js';
-import { controllerOwnerReference } from './owner.js';
+import { ownedMetadata } from './owner.js';
 import { PORT_NAMES } from './pod.js';
 
 /**
@@ -19,13 +19,7 @@ export function desiredGroupService(bd: BloomDeployment, group: number, epoch: n
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: {
-      name: groupServiceName(name, group),
-      namespace: defaulted.metadata.namespace,
-      labels: { ...commonLabels(name), ...groupSelector(name, group) },
-      annotations: { [ANNOTATIONS.epoch]: String(epoch) },
-      ownerReferences: [controllerOwnerReference(defaulted)],
-    },
+    metadata: ownedMetadata(defaulted, groupServiceName(name, group), { ...commonLabels(name), ...groupSelector(name, group) }, { [ANNOTATIONS.epoch]: String(epoch) }),
     spec: {
       clusterIP: 'None',
       publishNotReadyAddresses: true,
@@ -49,12 +43,7 @@ export function desiredClientService(bd: BloomDeployment): V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: {
-      name: clientServiceName(name),
-      namespace: defaulted.metadata.namespace,
-      labels: { ...commonLabels(name), ...deploymentSelector(name) },
-      ownerReferences: [controllerOwnerReference(defaulted)],
-    },
+    metadata: ownedMetadata(defaulted, clientServiceName(name), { ...commonLabels(name), ...deploymentSelector(name) }),
     spec: {
       type: 'ClusterIP',
       selector: leaderSelector(name),
