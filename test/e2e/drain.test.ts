@@ -34,7 +34,8 @@ describe('node drains go through the operator, group by group, within the rollou
     const tp = 4;
     const node = (await podsOf(ctx, 'kept', { [LABELS.group]: '0' }))[0]!.spec!.nodeName!;
     drained = node;
-    const drain = kubectl(ctx.cluster, 'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=150s');
+    // Only this deployment's pods: other test files' bare pods may share the node (the cluster is shared per run).
+    const drain = kubectl(ctx.cluster, 'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=150s', `--pod-selector=${LABELS.deployment}=kept`);
     const { samples, violations } = await watchInvariant(ctx, 'kept', (pods) => {
       const ready = readyGroupCount(pods, tp);
       return ready < 2 ? `only ${ready} ready group(s)` : undefined;
