@@ -11,7 +11,10 @@ export interface GpuNodeOptions {
   domain: string;
 }
 
-/** A fake GPU node managed by kwok: 8 H100s by default, one NVLink domain per node. */
+/** Nodes per NVLink domain of the fake cluster: multi-node NVLink cliques, so multi-pod groups have somewhere to go. */
+export const NODES_PER_NVLINK_DOMAIN = 2;
+
+/** A fake GPU node managed by kwok: 8 H100s by default, in the NVLink domain `domain`. */
 export function gpuNode({ name, gpus, product, domain }: GpuNodeOptions): V1Node {
   const capacity = { cpu: '192', memory: '2Ti', pods: '110', 'ephemeral-storage': '20Ti', 'nvidia.com/gpu': String(gpus) };
   return {
@@ -40,5 +43,5 @@ export function gpuNode({ name, gpus, product, domain }: GpuNodeOptions): V1Node
 }
 
 export function gpuNodes(count: number, gpus = 8, product = 'NVIDIA-H100-80GB-HBM3', prefix = 'gpu-node'): V1Node[] {
-  return Array.from({ length: count }, (_, i) => gpuNode({ name: `${prefix}-${i}`, gpus, product, domain: `nvl-${i}` }));
+  return Array.from({ length: count }, (_, i) => gpuNode({ name: `${prefix}-${i}`, gpus, product, domain: `nvl-${Math.floor(i / NODES_PER_NVLINK_DOMAIN)}` }));
 }

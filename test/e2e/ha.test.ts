@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { LABELS } from '../../operator/src/groups/labels.js';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { waitFor } from '../cluster/processes.js';
 import { useE2e } from './fixture.js';
@@ -44,8 +45,8 @@ describe('high availability (Lease leader election) and metrics', function () {
     assert.ok(takeover <= LEASE_SECONDS + 3, `took over after ${takeover.toFixed(1)} s (lease ${LEASE_SECONDS} s)`);
     await waitForBd(ctx, 'ha', '3 ready groups', (bd) => bd.status?.readyReplicas === 3);
     const pods = await podsOf(ctx, 'ha');
-    assert.equal(pods.length, 12, 'no duplicate pods');
-    assert.equal(new Set(pods.map((p) => p.metadata?.name)).size, 12);
+    assert.equal(pods.length, 3, 'one pod (4 GPUs, 4 ranks) per group, no duplicate pods');
+    assert.equal(new Set(pods.map((p) => `${p.metadata?.labels?.[LABELS.group]}/${p.metadata?.labels?.[LABELS.pod]}`)).size, 3, 'one pod per (group, pod index)');
   });
 
   it('releases the lease on SIGTERM so a standby takes over at once', async () => {

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { LABELS } from '../../operator/src/groups/labels.js';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
-import { gpuNode } from '../cluster/gpu-nodes.js';
+import { gpuNode, NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
 import { waitFor } from '../cluster/processes.js';
 import { useE2e, type E2eContext } from './fixture.js';
-import { createBd, getBd, kubectl, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
+import { createBd, getBd, kubectl, multiPodSpec, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 
 const epochs = (bd: BloomDeployment) => Object.fromEntries((bd.status?.groups ?? []).map((g) => [g.index, g.epoch]));
 const allReady = (replicas: number) => (b: BloomDeployment) =>
@@ -13,10 +13,10 @@ const allReady = (replicas: number) => (b: BloomDeployment) =>
 
 const fastPolicy = { backoffSeconds: 0, maxBackoffSeconds: 5, readinessLossSeconds: 2, nodeLostGraceSeconds: 5, maxGroupRestarts: 50 };
 
-async function rankPod(ctx: E2eContext, bd: string, group: number, rank: number): Promise<V1Pod> {
-  const pods = await podsOf(ctx, bd, { [LABELS.group]: String(group), [LABELS.rank]: String(rank) });
+async function groupPod(ctx: E2eContext, bd: string, group: number, index: number): Promise<V1Pod> {
+  const pods = await podsOf(ctx, bd, { [LABELS.group]: String(group), [LABELS.pod]: String(index) });
   const live = pods.filter((p) => !p.metadata?.deletionTimestamp);
-  assert.equal(live.length, 1, `one live pod for group ${group} rank ${rank}`);
+  assert.equal(live.length, 1, `one live pod for group ${group} pod ${index}`);
   return live[0]!;
 }
 
@@ -25,7 +25,8 @@ describe('group health and lifecycle (gang restarts with epochs)', function () {
   useOperator(ctx);
 
   before(async () => {
-    await createBd(ctx, testDeployment('chat', { replicas: 3, tensorParallelSize: 4, placement: { exclusive: true }, failurePolicy: fastPolicy }));
+    // TP=4 as 2 pods x 2 GPUs, one group per NVLink clique: a fault of either pod recreates the whole group
+    await createBd(ctx, testDeployment('chat', { replicas: 3, ...multiPodSpec(4, 2, { exclusive: true }), failurePolicy: fastPolicy }));
     await waitForBd(ctx, 'chat', '3 ready groups', allReady(3));
   });
   const faults: Array<[string, (pod: V1Pod) => Promise<unknown>, string]> = [
@@ -49,8 +50,9 @@ describe('group health and lifecycle (gang restarts with epochs)', function () {
     it(`recreates exactly that group with a higher epoch when ${what}`, async () => {
       const group = i % 3;
       const before = await waitForBd(ctx, 'chat', 'all ready', allReady(3));
-      const victim = await rankPod(ctx, 'chat', group, 1 + (i % 3));
+      const victim = await groupPod(ctx, 'chat', group, i % 2);
       const node = victim.spec!.nodeName!;
+      const clique = (await ctx.core.readNode({ name: node })).metadata!.labels![NVLINK_DOMAIN_LABEL]!;
       await inject(victim);
       try {
         const after = await waitForBd(ctx, 'chat', `group ${group} recreated and ready`, (b) => {
@@ -68,7 +70,7 @@ describe('group health and lifecycle (gang restarts with epochs)', function () {
         if (reason === 'NodeLost') assert.ok(pods.every((p) => p.spec?.nodeName !== node), 'the group moved off the lost node');
       } finally {
         if (what.includes('NotReady')) await kubectl(ctx.cluster, 'label', 'node', node, 'node-not-ready.stage.kwok.x-k8s.io-');
-        if (what.includes('gone')) await ctx.core.createNode({ body: gpuNode({ name: node, gpus: 8, product: 'NVIDIA-H100-80GB-HBM3', domain: `nvl-${node}` }) });
+        if (what.includes('gone')) await ctx.core.createNode({ body: gpuNode({ name: node, gpus: 8, product: 'NVIDIA-H100-80GB-HBM3', domain: clique }) });
       }
     });
   });

@@ -1,17 +1,17 @@
-/** Ground truth for availability checks: which groups have every rank Ready right now, from the pods themselves. */
+/** Ground truth for availability checks: which groups have every pod Ready right now, from the pods themselves. */
 import { Watch, type V1Pod } from '@kubernetes/client-node';
 import { LABELS } from '../../operator/src/groups/labels.js';
 import type { E2eContext } from './fixture.js';
 
 const ready = (p: V1Pod) => !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
-export function readyGroupCount(pods: readonly V1Pod[], tensorParallelSize: number): number {
+export function readyGroupCount(pods: readonly V1Pod[], podsPerGroup: number): number {
   const perIncarnation = new Map<string, number>();
   for (const p of pods.filter(ready)) {
     const k = `${p.metadata?.labels?.[LABELS.group]}/${p.metadata?.labels?.[LABELS.epoch]}`;
     perIncarnation.set(k, (perIncarnation.get(k) ?? 0) + 1);
   }
-  return [...perIncarnation.values()].filter((n) => n === tensorParallelSize).length;
+  return [...perIncarnation.values()].filter((n) => n === podsPerGroup).length;
 }
 
 /** Epochs present per group index among all pods (terminating ones included). */

@@ -7,6 +7,7 @@ import { CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-nod
 import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
 import type { BloomDeployment, BloomDeploymentManifest } from '../../operator/src/api/types.js';
 import { LABELS, selectorString } from '../../operator/src/groups/labels.js';
+import { NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
 import type { LocalCluster } from '../cluster/local-cluster.js';
 import type { ClientName } from '../cluster/pki.js';
 import { repoRoot, toolPath } from '../cluster/paths.js';
@@ -118,6 +119,14 @@ export const envOf = (pod: V1Pod): Record<string, string> =>
 export async function kubectl(cluster: LocalCluster, ...args: string[]): Promise<string> {
   const { stdout } = await run(toolPath('kubectl'), ['--kubeconfig', cluster.kubeconfig, ...args]);
   return stdout;
+}
+
+/**
+ * Spec fields of a group of several pods (tp / gpusPerPod pods of gpusPerPod GPUs), packed into one
+ * NVLink clique of the fake cluster (its pods run on distinct nodes).
+ */
+export function multiPodSpec(tensorParallelSize: number, gpusPerPod: number, placement: Record<string, unknown> = {}): Record<string, unknown> {
+  return { tensorParallelSize, gpusPerPod, placement: { topologyKey: NVLINK_DOMAIN_LABEL, ...placement } };
 }
 
 /** A small TP deployment that kwok can run: any image (kwok starts no containers), a hostPath model. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { useE2e } from './fixture.js';
-import { createBd, kubectl, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
+import { createBd, kubectl, multiPodSpec, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 import { readyGroupCount, watchInvariant } from './observe.js';
 
 const rolledOut = (replicas: number) => (b: BloomDeployment) =>
@@ -13,8 +13,9 @@ describe('rolling updates by whole groups', function () {
   useOperator(ctx);
 
   async function rollout(name: string, replicas: number, rollout: { maxSurge: number; maxUnavailable: number }, minReady: number) {
-    const tp = 2;
-    await createBd(ctx, testDeployment(name, { replicas, tensorParallelSize: tp, rollout }));
+    // TP=4 as 2 pods x 2 GPUs: a rollout replaces whole multi-pod groups
+    const podsPerGroup = 2;
+    await createBd(ctx, testDeployment(name, { replicas, ...multiPodSpec(4, 2), rollout }));
     const before = await waitForBd(ctx, name, 'ready', rolledOut(replicas));
     const image = 'ghcr.io/bloom-operator/worker:v2';
     const done = (async () => {
@@ -22,15 +23,15 @@ describe('rolling updates by whole groups', function () {
       return waitForBd(ctx, name, 'rolled out', (b) => rolledOut(replicas)(b) && b.status?.updateRevision !== before.status?.updateRevision, 180_000);
     })();
     const { samples, violations } = await watchInvariant(ctx, name, (pods) => {
-      const ready = readyGroupCount(pods, tp);
+      const ready = readyGroupCount(pods, podsPerGroup);
       return ready < minReady ? `only ${ready} ready group(s)` : undefined;
     }, done);
     const after = await done;
-    assert.ok(samples >= replicas * tp * 3, `observed ${samples} pod events`);
+    assert.ok(samples >= replicas * podsPerGroup * 3, `observed ${samples} pod events`);
     assert.deepEqual(violations, [], `at every observed moment at least ${minReady} group(s) ready`);
     const pods = (await podsOf(ctx, name)).filter((p) => !p.metadata?.deletionTimestamp);
-    assert.equal(pods.length, replicas * tp);
-    assert.ok(pods.every((p) => p.spec?.containers[0]?.image === image), 'every rank runs the new image');
+    assert.equal(pods.length, replicas * podsPerGroup);
+    assert.ok(pods.every((p) => p.spec?.containers[0]?.image === image), 'every pod runs the new image');
     assert.notEqual(after.status?.currentRevision, before.status?.currentRevision);
     const events = await ctx.core.listNamespacedEvent({ namespace: ctx.namespace, fieldSelector: `involvedObject.name=${name}` });
     assert.ok(events.items.some((e) => e.reason === 'RolloutComplete'));

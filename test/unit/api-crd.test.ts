@@ -66,7 +66,7 @@ describe('api: CRD generation', () => {
       scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
     });
     const columns = (version.additionalPrinterColumns as { name: string }[]).map((c) => c.name);
-    assert.deepEqual(columns, ['Replicas', 'Ready', 'TP', 'Phase', 'Age']);
+    assert.deepEqual(columns, ['Replicas', 'Ready', 'TP', 'Pods', 'GPUs/Pod', 'Phase', 'Age']);
   });
 
   it('is structural: every node has a type (or is int-or-string), no preserve-unknown-fields', () => {
@@ -91,7 +91,9 @@ describe('api: CRD generation', () => {
     walk(openAPISchema(), '', (node, path) => {
       for (const rule of node['x-kubernetes-validations'] ?? []) {
         rules++;
-        assert.deepEqual(Object.keys(rule).sort(), ['message', 'rule'], `${path}: ${JSON.stringify(rule)}`);
+        const keys = Object.keys(rule).filter((k) => k !== 'fieldPath').sort();
+        assert.deepEqual(keys, ['message', 'rule'], `${path}: ${JSON.stringify(rule)}`);
+        if ('fieldPath' in rule) assert.match(String(rule.fieldPath), /^(\.[a-zA-Z]+)+$/, `${path}: fieldPath ${String(rule.fieldPath)}`);
         assert.match(rule.message, /\b(spec|metadata)\.[a-zA-Z]+/, `${path}: message does not name a field: ${rule.message}`);
       }
     });

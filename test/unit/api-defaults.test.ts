@@ -11,11 +11,12 @@ describe('api: defaults', () => {
     const { spec } = withDefaults(minimal);
     assert.equal(spec.replicas, DEFAULTS.replicas);
     assert.equal(spec.tensorParallelSize, 8);
+    assert.equal(spec.gpusPerPod, 8, 'one 8-GPU pod per group');
     assert.deepEqual(spec.model, { format: 'bloom-int8', source: { hostPath: { path: '/m' } }, path: '', mountPath: '/models' });
     assert.deepEqual(spec.worker, {
       image: 'w:1',
       gpuResourceName: 'nvidia.com/gpu',
-      shmSize: '16Gi',
+      shmSize: '16Gi', // 2Gi per rank of the 8-GPU pod
       httpPort: 8000,
       healthPort: 8001,
       terminationGracePeriodSeconds: 30,
@@ -43,6 +44,18 @@ describe('api: defaults', () => {
     assert.deepEqual(spec.placement, { topologyKey: 'kubernetes.io/hostname', exclusive: true });
     assert.deepEqual(spec.rollout, { maxSurge: 0, maxUnavailable: 1 });
     assert.deepEqual(spec.model.source, { image: { reference: 'r/m:1', pullPolicy: 'IfNotPresent' } });
+  });
+
+  it('derives gpusPerPod = min(TP, 8) and /dev/shm = 2Gi per rank of the pod, keeping what is set', () => {
+    const derived = (spec: Record<string, unknown>) => {
+      const s = specWithDefaults({ ...minimal.spec, ...spec } as never);
+      return [s.gpusPerPod, s.worker.shmSize];
+    };
+    assert.deepEqual(derived({ tensorParallelSize: 1 }), [1, '2Gi']);
+    assert.deepEqual(derived({ tensorParallelSize: 4 }), [4, '8Gi']);
+    assert.deepEqual(derived({ tensorParallelSize: 16 }), [8, '16Gi']);
+    assert.deepEqual(derived({ tensorParallelSize: 8, gpusPerPod: 2 }), [2, '4Gi']);
+    assert.deepEqual(derived({ tensorParallelSize: 8, gpusPerPod: 4, worker: { image: 'w', shmSize: '1Gi' } }), [4, '1Gi']);
   });
 
   it('defaults a partly written nested object (objects created before a default existed)', () => {

@@ -1,36 +1,37 @@
 import assert from 'node:assert/strict';
 import contract from '../../contract/env.json' with { type: 'json' };
-import { RESERVED_ENV_NAMES } from '../../operator/src/api/env-contract.js';
-import { modelDir, rankEnv } from '../../operator/src/groups/index.js';
+import { POD_ENV_NAMES, RESERVED_ENV_NAMES } from '../../operator/src/api/env-contract.js';
+import { groupPodEnv, modelDir } from '../../operator/src/groups/index.js';
 import { bloomDeployment, CLUSTER_DOMAIN } from '../fixtures/bloom-deployments.js';
 
 const envMap = (env: { name: string; value?: string }[]): Record<string, string | undefined> =>
   Object.fromEntries(env.map((e) => [e.name, e.value]));
 
-describe('groups: rank env', () => {
-  const contractNames = [...Object.keys(contract.torchrun), ...Object.keys(contract.bloom)];
+describe('groups: pod env', () => {
+  const podNames = [...Object.keys(contract.torchrun), ...Object.keys(contract.torchrunDefaults), ...Object.keys(contract.bloom)];
 
-  it('the reserved names are exactly the torchrun and bloom names of contract/env.json', () => {
-    assert.deepEqual([...RESERVED_ENV_NAMES].sort(), [...contractNames].sort());
+  it('writes exactly the pod part of contract/env.json and reserves the per-process names too', () => {
+    assert.deepEqual([...POD_ENV_NAMES], podNames);
+    assert.deepEqual([...RESERVED_ENV_NAMES].sort(), [...podNames, ...Object.keys(contract.process)].sort());
   });
 
-  for (const tp of [1, 2, 4, 8]) {
-    it(`writes every contract name, once, for every rank of a TP=${tp} group`, () => {
-      const bd = bloomDeployment(tp);
-      const ranks = new Set<string>();
-      for (let rank = 0; rank < tp; rank++) {
-        const env = rankEnv({ bd, group: 1, rank, epoch: 4, clusterDomain: CLUSTER_DOMAIN });
+  for (const [tp, gpusPerPod] of [[8, 8], [8, 4], [8, 2], [4, 4], [1, 1], [16, 8]] as const) {
+    const pods = tp / gpusPerPod;
+    it(`writes every contract name, once, for every pod of a TP=${tp} group of ${pods} pod(s) x ${gpusPerPod} GPUs`, () => {
+      const bd = bloomDeployment(tp, { gpusPerPod, placement: { topologyKey: 'nvidia.com/gpu.clique' } });
+      for (let pod = 0; pod < pods; pod++) {
+        const env = groupPodEnv({ bd, group: 1, pod, epoch: 4, clusterDomain: CLUSTER_DOMAIN });
         const names = env.map((e) => e.name);
         assert.equal(new Set(names).size, names.length, 'duplicate names');
-        for (const name of contractNames) assert.ok(names.includes(name), `${name} missing`);
+        assert.deepEqual(names, podNames, 'contract names in contract order');
         const vars = envMap(env);
-        assert.equal(vars.RANK, String(rank));
-        assert.equal(vars.WORLD_SIZE, String(tp));
+        assert.deepEqual(
+          [vars.WORLD_SIZE, vars.NNODES, vars.NODE_RANK, vars.NPROC_PER_NODE, vars.MASTER_PORT],
+          [String(tp), String(pods), String(pod), String(gpusPerPod), '29500'],
+        );
+        assert.equal(vars.MASTER_ADDR, pods === 1 ? '127.0.0.1' : 'bloom-g1-p0.bloom-g1.serving.svc.cluster.local');
+        for (const n of ['NNODES', 'NODE_RANK', 'NPROC_PER_NODE', 'MASTER_ADDR', 'MASTER_PORT']) assert.equal(vars[`PET_${n}`], vars[n]);
         assert.equal(vars.BLOOM_TENSOR_PARALLEL_SIZE, String(tp));
-        assert.equal(vars.LOCAL_RANK, '0');
-        assert.equal(vars.LOCAL_WORLD_SIZE, '1');
-        assert.equal(vars.MASTER_ADDR, 'bloom-g1-r0.bloom-g1.serving.svc.cluster.local');
-        assert.equal(vars.MASTER_PORT, '29500');
         assert.equal(vars.BLOOM_DEPLOYMENT, 'bloom');
         assert.equal(vars.BLOOM_GROUP, '1');
         assert.equal(vars.BLOOM_EPOCH, '4');
@@ -38,29 +39,29 @@ describe('groups: rank env', () => {
         assert.equal(vars.BLOOM_HTTP_PORT, '8000');
         assert.equal(vars.BLOOM_HEALTH_PORT, '8001');
         assert.equal(vars.BLOOM_RENDEZVOUS_TIMEOUT, '900');
-        ranks.add(vars.RANK!);
       }
-      assert.equal(ranks.size, tp);
     });
   }
 
   it('adds the NCCL settings (sorted) and appends the user env last', () => {
-    const bd = bloomDeployment(2, {
+    const bd = bloomDeployment(4, {
+      gpusPerPod: 2,
+      placement: { topologyKey: 'nvidia.com/gpu.clique' },
       rendezvous: { port: 29600, nccl: { NCCL_P2P_LEVEL: 'NVL', NCCL_DEBUG: 'WARN', NCCL_IB_DISABLE: '1' } },
       worker: { image: 'w:1', env: [{ name: 'HF_HOME', value: '/tmp/hf' }, { name: 'NCCL_IB_DISABLE', value: '0' }] },
     });
-    const env = rankEnv({ bd, group: 0, rank: 1, epoch: 0, clusterDomain: 'example.org' });
+    const env = groupPodEnv({ bd, group: 0, pod: 1, epoch: 0, clusterDomain: 'example.org' });
     const names = env.map((e) => e.name);
-    assert.deepEqual(names.slice(contractNames.length), ['NCCL_DEBUG', 'NCCL_P2P_LEVEL', 'HF_HOME', 'NCCL_IB_DISABLE']);
+    assert.deepEqual(names.slice(podNames.length), ['NCCL_DEBUG', 'NCCL_P2P_LEVEL', 'HF_HOME', 'NCCL_IB_DISABLE']);
     const vars = envMap(env);
     assert.equal(vars.NCCL_IB_DISABLE, '0', 'the user entry replaces the NCCL setting of the same name');
     assert.equal(vars.MASTER_PORT, '29600');
-    assert.equal(vars.MASTER_ADDR, 'bloom-g0-r0.bloom-g0.serving.svc.example.org');
+    assert.equal(vars.MASTER_ADDR, 'bloom-g0-p0.bloom-g0.serving.svc.example.org');
   });
 
   it('passes valueFrom through', () => {
     const bd = bloomDeployment(1, { worker: { image: 'w', env: [{ name: 'TOKEN', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] } });
-    const token = rankEnv({ bd, group: 0, rank: 0, epoch: 0, clusterDomain: CLUSTER_DOMAIN }).find((e) => e.name === 'TOKEN');
+    const token = groupPodEnv({ bd, group: 0, pod: 0, epoch: 0, clusterDomain: CLUSTER_DOMAIN }).find((e) => e.name === 'TOKEN');
     assert.deepEqual(token, { name: 'TOKEN', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } });
   });
 

@@ -7,23 +7,24 @@ import {
   LABELS,
   leaderSelectorString,
   masterAddress,
-  rankHostname,
-  rankPodName,
+  podHostname,
+  groupPodName,
 } from '../../operator/src/groups/index.js';
 import { DNS_LABEL_MAX, MAX_NAME_LENGTH, MAX_REPLICAS, MAX_TENSOR_PARALLEL_SIZE } from '../../operator/src/api/constants.js';
 
 describe('groups: names and labels', () => {
   it('derives deterministic names', () => {
     assert.equal(groupServiceName('bloom', 3), 'bloom-g3');
-    assert.equal(rankHostname('bloom', 3, 7), 'bloom-g3-r7');
-    assert.equal(rankPodName('bloom', 3, 7, 12), 'bloom-g3-r7-e12');
+    assert.equal(podHostname('bloom', 3, 7), 'bloom-g3-p7');
+    assert.equal(groupPodName('bloom', 3, 7, 12), 'bloom-g3-p7-e12');
     assert.equal(clientServiceName('bloom'), 'bloom');
-    assert.equal(masterAddress('bloom', 3, 'serving', 'cluster.local'), 'bloom-g3-r0.bloom-g3.serving.svc.cluster.local');
+    assert.equal(masterAddress('bloom', 3, 'serving', 'cluster.local', 2), 'bloom-g3-p0.bloom-g3.serving.svc.cluster.local');
+    assert.equal(masterAddress('bloom', 3, 'serving', 'cluster.local', 1), '127.0.0.1', 'a single-pod group rendezvouses on its loopback');
   });
 
   it('keeps the longest hostname and Service name of the longest allowed name within a DNS label', () => {
     const name = 'b'.repeat(MAX_NAME_LENGTH);
-    const hostname = rankHostname(name, MAX_REPLICAS - 1, MAX_TENSOR_PARALLEL_SIZE - 1);
+    const hostname = podHostname(name, MAX_REPLICAS - 1, MAX_TENSOR_PARALLEL_SIZE - 1);
     assert.equal(hostname.length, DNS_LABEL_MAX);
     assert.ok(groupServiceName(name, MAX_REPLICAS - 1).length <= DNS_LABEL_MAX);
   });
@@ -34,7 +35,7 @@ describe('groups: names and labels', () => {
       {
         deployment: 'inference.bloom.dev/deployment',
         group: 'inference.bloom.dev/group',
-        rank: 'inference.bloom.dev/rank',
+        pod: 'inference.bloom.dev/pod',
         epoch: 'inference.bloom.dev/epoch',
         revision: 'inference.bloom.dev/revision',
         groupKey: 'inference.bloom.dev/group-key',
@@ -46,6 +47,6 @@ describe('groups: names and labels', () => {
   it('builds selectors', () => {
     assert.deepEqual(deploymentSelector('bloom'), { 'inference.bloom.dev/deployment': 'bloom' });
     assert.deepEqual(groupSelector('bloom', 2), { 'inference.bloom.dev/deployment': 'bloom', 'inference.bloom.dev/group': '2' });
-    assert.equal(leaderSelectorString('bloom'), 'inference.bloom.dev/deployment=bloom,inference.bloom.dev/rank=0');
+    assert.equal(leaderSelectorString('bloom'), 'inference.bloom.dev/deployment=bloom,inference.bloom.dev/pod=0');
   });
 });

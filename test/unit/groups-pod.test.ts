@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import {
+  desiredGroupPod,
   desiredGroupPods,
-  desiredRankPod,
-  rankIdentity,
+  podIdentity,
   GANG_SCHEDULING_GATE,
   LABELS,
   podRevision,
@@ -11,130 +11,161 @@ import {
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { bloomDeployment, CLUSTER_DOMAIN } from '../fixtures/bloom-deployments.js';
 
+const CLIQUE = 'nvidia.com/gpu.clique';
+
 function groupPods(bd: BloomDeployment, group: number, epoch: number): V1Pod[] {
-  const revision = podRevision(bd.spec);
-  return Array.from({ length: bd.spec.tensorParallelSize }, (_, rank) =>
-    desiredRankPod({ bd, group, rank, epoch, revision, clusterDomain: CLUSTER_DOMAIN }),
-  );
+  return desiredGroupPods({ bd, group, epoch, revision: podRevision(bd.spec), clusterDomain: CLUSTER_DOMAIN });
+}
+
+/** A deployment of the given shape; a multi-pod group is packed into an NVLink clique (admission requires a multi-node domain). */
+function shaped(tp: number, gpusPerPod: number, spec: Parameters<typeof bloomDeployment>[1] = {}): BloomDeployment {
+  const multiPod = tp / gpusPerPod > 1;
+  return bloomDeployment(tp, { gpusPerPod, ...(multiPod ? { placement: { topologyKey: CLIQUE } } : {}), ...spec });
 }
 
 /** Does an equality selector match a label set? */
 const matches = (selector: Record<string, string>, labels: Record<string, string>): boolean =>
   Object.entries(selector).every(([k, v]) => labels[k] === v);
+const envOf = (pod: V1Pod, name: string) => pod.spec?.containers[0].env?.find((e) => e.name === name)?.value;
 
-describe('groups: desired rank pod', () => {
-  for (const tp of [1, 2, 4, 8]) {
-    describe(`TP=${tp}`, () => {
-      const bd = bloomDeployment(tp);
+describe('groups: desired group pods', () => {
+  for (const [tp, gpusPerPod] of [[8, 8], [8, 4], [8, 2], [4, 4], [1, 1]] as const) {
+    const podsPerGroup = tp / gpusPerPod;
+    describe(`TP=${tp}, gpusPerPod=${gpusPerPod} (${podsPerGroup} pod(s) per group)`, () => {
+      const bd = shaped(tp, gpusPerPod);
       const pods = groupPods(bd, 1, 3);
 
-      it('has one pod per rank with deterministic names, hostnames and subdomain', () => {
-        assert.equal(pods.length, tp);
-        pods.forEach((pod, rank) => {
-          assert.equal(pod.metadata?.name, `bloom-g1-r${rank}-e3`);
+      it('has one pod per gpusPerPod ranks with deterministic names, hostnames and subdomain', () => {
+        assert.equal(pods.length, podsPerGroup);
+        pods.forEach((pod, index) => {
+          assert.equal(pod.metadata?.name, `bloom-g1-p${index}-e3`);
           assert.equal(pod.metadata?.namespace, 'serving');
-          assert.equal(pod.spec?.hostname, `bloom-g1-r${rank}`);
+          assert.equal(pod.spec?.hostname, `bloom-g1-p${index}`);
           assert.equal(pod.spec?.subdomain, 'bloom-g1');
-        });
-        assert.equal(new Set(pods.map((p) => p.metadata?.name)).size, tp);
-      });
-
-      it('labels every pod with deployment, group, rank, epoch, revision', () => {
-        pods.forEach((pod, rank) => {
-          const labels = pod.metadata?.labels ?? {};
-          assert.equal(labels[LABELS.deployment], 'bloom');
-          assert.equal(labels[LABELS.group], '1');
-          assert.equal(labels[LABELS.rank], String(rank));
-          assert.equal(labels[LABELS.epoch], '3');
-          assert.equal(labels[LABELS.revision], podRevision(bd.spec));
+          assert.equal(pod.metadata?.labels?.[LABELS.pod], String(index));
         });
       });
 
-      it('is owned by the BloomDeployment (controller, blockOwnerDeletion)', () => {
+      it('requests gpusPerPod GPUs and sizes /dev/shm for the ranks that share it', () => {
+        for (const pod of pods) {
+          const [container, ...others] = pod.spec?.containers ?? [];
+          assert.equal(others.length, 0, 'one container: its ranks must see each other\'s GPUs (CUDA IPC, NVLink)');
+          assert.deepEqual(container.resources, { limits: { 'nvidia.com/gpu': String(gpusPerPod) } });
+          assert.deepEqual(pod.spec?.volumes?.[0], { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: `${2 * gpusPerPod}Gi` } });
+        }
+      });
+
+      it('writes the torchrun shape of the group, with PET_* mirrors, and no per-process variable', () => {
+        const master = podsPerGroup === 1 ? '127.0.0.1' : 'bloom-g1-p0.bloom-g1.serving.svc.cluster.local';
+        pods.forEach((pod, index) => {
+          const shape: Record<string, string | undefined> = Object.fromEntries(['WORLD_SIZE', 'NNODES', 'NODE_RANK', 'NPROC_PER_NODE', 'MASTER_ADDR', 'MASTER_PORT'].map((n) => [n, envOf(pod, n)]));
+          assert.deepEqual({ ...shape }, {
+            WORLD_SIZE: String(tp), NNODES: String(podsPerGroup), NODE_RANK: String(index), NPROC_PER_NODE: String(gpusPerPod),
+            MASTER_ADDR: master, MASTER_PORT: '29500',
+          });
+          for (const n of ['NNODES', 'NODE_RANK', 'NPROC_PER_NODE', 'MASTER_ADDR', 'MASTER_PORT']) assert.equal(envOf(pod, `PET_${n}`), shape[n], `PET_${n}`);
+          for (const n of ['RANK', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE']) assert.equal(envOf(pod, n), undefined, `${n} is the launcher's`);
+        });
+        const ranks = pods.flatMap((pod) => Array.from({ length: gpusPerPod }, (_, local) => Number(envOf(pod, 'NODE_RANK')) * gpusPerPod + local));
+        assert.deepEqual(ranks, Array.from({ length: tp }, (_, r) => r), 'RANK = NODE_RANK * NPROC_PER_NODE + LOCAL_RANK covers 0..TP-1 once');
+      });
+
+      it('gates, packs and spreads only a multi-pod group', () => {
+        for (const pod of pods) {
+          const affinity = pod.spec?.affinity;
+          if (podsPerGroup === 1) {
+            assert.deepEqual(pod.spec?.schedulingGates, [], 'a single-pod group needs no gang gate');
+            assert.equal(affinity, undefined, 'a single pod needs no affinity: the scheduler fits it on one node');
+            continue;
+          }
+          assert.deepEqual(pod.spec?.schedulingGates, [{ name: GANG_SCHEDULING_GATE }]);
+          const pack = affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+          assert.equal(pack.length, 1);
+          assert.equal(pack[0].topologyKey, CLIQUE);
+          const incarnation = { [LABELS.deployment]: 'bloom', [LABELS.group]: '1', [LABELS.epoch]: '3' };
+          assert.deepEqual(pack[0].labelSelector?.matchLabels, incarnation);
+          assert.ok(matches(incarnation, pod.metadata?.labels ?? {}), 'the pod must match its own affinity term');
+          const spread = affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+          assert.deepEqual(spread, [{ labelSelector: { matchLabels: incarnation }, topologyKey: 'kubernetes.io/hostname' }], 'pods of one group on distinct nodes');
+        }
+      });
+
+      it('exposes http on pod 0, the rendezvous port on pod 0 of a multi-pod group, health on every pod', () => {
+        pods.forEach((pod, index) => {
+          const ports = Object.fromEntries((pod.spec?.containers[0].ports ?? []).map((p) => [p.name, p.containerPort]));
+          if (index > 0) assert.deepEqual(ports, { health: 8001 });
+          else if (podsPerGroup === 1) assert.deepEqual(ports, { http: 8000, health: 8001 });
+          else assert.deepEqual(ports, { http: 8000, health: 8001, rendezvous: 29500 });
+        });
+      });
+
+      it('is owned by the BloomDeployment, never restarted in place, without service links', () => {
         for (const pod of pods) {
           assert.deepEqual(pod.metadata?.ownerReferences, [
             { apiVersion: 'inference.bloom.dev/v1alpha1', kind: 'BloomDeployment', name: 'bloom', uid: '0f3c6a4e-uid', controller: true, blockOwnerDeletion: true },
           ]);
-        }
-      });
-
-      it('is gated, never restarted in place, without service links', () => {
-        for (const pod of pods) {
-          assert.deepEqual(pod.spec?.schedulingGates, [{ name: GANG_SCHEDULING_GATE }]);
-          assert.equal(GANG_SCHEDULING_GATE, 'inference.bloom.dev/gang');
           assert.equal(pod.spec?.restartPolicy, 'Never');
           assert.equal(pod.spec?.enableServiceLinks, false);
           assert.equal(pod.spec?.terminationGracePeriodSeconds, 30);
         }
       });
-
-      it('packs the group with a required pod affinity that every rank (the first included) matches itself', () => {
-        for (const pod of pods) {
-          const terms = pod.spec?.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
-          assert.equal(terms.length, 1);
-          assert.equal(terms[0].topologyKey, 'kubernetes.io/hostname');
-          const selector = terms[0].labelSelector?.matchLabels ?? {};
-          assert.deepEqual(selector, { [LABELS.deployment]: 'bloom', [LABELS.group]: '1', [LABELS.epoch]: '3' });
-          assert.ok(matches(selector, pod.metadata?.labels ?? {}), 'the pod must match its own affinity term');
-          assert.equal(pod.spec?.affinity?.podAntiAffinity, undefined);
-        }
-      });
-
-      it('runs one worker container with one GPU, shm, the read-only model and probes', () => {
-        for (const pod of pods) {
-          const [container, ...others] = pod.spec?.containers ?? [];
-          assert.equal(others.length, 0);
-          assert.equal(container.name, 'worker');
-          assert.equal(container.image, 'bloom-worker:v1');
-          assert.deepEqual(container.resources, { limits: { 'nvidia.com/gpu': '1' } });
-          assert.deepEqual(container.volumeMounts, [
-            { name: 'dshm', mountPath: '/dev/shm' },
-            { name: 'model', mountPath: '/models', readOnly: true },
-          ]);
-          assert.deepEqual(pod.spec?.volumes, [
-            { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '16Gi' } },
-            { name: 'model', persistentVolumeClaim: { claimName: 'shards', readOnly: true } },
-          ]);
-          assert.equal(container.startupProbe?.httpGet?.path, '/healthz');
-          assert.equal(container.startupProbe?.httpGet?.port, 'health');
-          assert.equal(
-            (container.startupProbe?.failureThreshold ?? 0) * (container.startupProbe?.periodSeconds ?? 0),
-            bd.spec.failurePolicy.startupTimeoutSeconds,
-          );
-          assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
-          assert.equal(container.livenessProbe?.httpGet?.path, '/healthz');
-        }
-      });
-
-      it('exposes http and rendezvous on rank 0 only, health on every rank', () => {
-        pods.forEach((pod, rank) => {
-          const ports = Object.fromEntries((pod.spec?.containers[0].ports ?? []).map((p) => [p.name, p.containerPort]));
-          assert.equal(ports.health, 8001);
-          if (rank === 0) assert.deepEqual(ports, { http: 8000, health: 8001, rendezvous: 29500 });
-          else assert.deepEqual(ports, { health: 8001 });
-        });
-      });
-
-      it('writes distinct RANKs and one MASTER_ADDR', () => {
-        const envOf = (pod: V1Pod, name: string) => pod.spec?.containers[0].env?.find((e) => e.name === name)?.value;
-        assert.deepEqual(pods.map((p) => envOf(p, 'RANK')), Array.from({ length: tp }, (_, r) => String(r)));
-        assert.deepEqual(new Set(pods.map((p) => envOf(p, 'MASTER_ADDR'))), new Set(['bloom-g1-r0.bloom-g1.serving.svc.cluster.local']));
-      });
     });
   }
 
-  it('keeps other groups out of the domain with exclusive placement, but not its own group', () => {
-    const bd = bloomDeployment(8, { placement: { exclusive: true, topologyKey: 'example.com/nvlink-domain' } });
-    const [pod] = groupPods(bd, 2, 0);
-    const anti = pod.spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
-    assert.equal(anti.length, 1);
-    assert.equal(anti[0].topologyKey, 'example.com/nvlink-domain');
-    assert.deepEqual(anti[0].labelSelector?.matchExpressions, [
-      { key: LABELS.groupKey, operator: 'Exists' },
-      { key: LABELS.groupKey, operator: 'NotIn', values: ['bloom-g2'] },
+  it('defaults gpusPerPod to min(TP, 8): TP=8 is one 8-GPU pod, TP=16 two', () => {
+    assert.equal(groupPods(bloomDeployment(8), 0, 1).length, 1);
+    assert.equal(groupPods(bloomDeployment(2), 0, 1)[0].spec?.containers[0].resources?.limits?.['nvidia.com/gpu'], '2');
+    const tp16 = groupPods(bloomDeployment(16, { placement: { topologyKey: CLIQUE } }), 0, 1);
+    assert.deepEqual(tp16.map((p) => p.spec?.containers[0].resources?.limits?.['nvidia.com/gpu']), ['8', '8']);
+  });
+
+  it('labels every pod with deployment, group, pod index, epoch, revision', () => {
+    const bd = shaped(8, 4);
+    groupPods(bd, 1, 3).forEach((pod, index) => {
+      const labels = pod.metadata?.labels ?? {};
+      assert.equal(labels[LABELS.deployment], 'bloom');
+      assert.equal(labels[LABELS.group], '1');
+      assert.equal(labels[LABELS.pod], String(index));
+      assert.equal(labels[LABELS.epoch], '3');
+      assert.equal(labels[LABELS.revision], podRevision(bd.spec));
+    });
+  });
+
+  it('runs the launcher with probes on the pod\'s aggregated health port', () => {
+    const [pod] = groupPods(bloomDeployment(8), 0, 0);
+    const container = pod.spec!.containers[0];
+    assert.deepEqual(container.volumeMounts, [
+      { name: 'dshm', mountPath: '/dev/shm' },
+      { name: 'model', mountPath: '/models', readOnly: true },
     ]);
-    assert.equal(pod.metadata?.labels?.[LABELS.groupKey], 'bloom-g2', 'own group key is excluded from the anti-affinity');
-    assert.equal(pod.spec?.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.[0].topologyKey, 'example.com/nvlink-domain');
+    assert.deepEqual(pod.spec?.volumes?.[1], { name: 'model', persistentVolumeClaim: { claimName: 'shards', readOnly: true } });
+    assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
+    assert.equal(container.readinessProbe?.httpGet?.port, 'health');
+    assert.equal(container.livenessProbe?.httpGet?.path, '/healthz');
+    assert.equal((container.startupProbe?.failureThreshold ?? 0) * (container.startupProbe?.periodSeconds ?? 0), 1800);
+  });
+
+  it('keeps other groups out of the domain with exclusive placement, but not its own group', () => {
+    for (const bd of [bloomDeployment(8, { placement: { exclusive: true, topologyKey: 'example.com/nvlink-domain' } }), shaped(8, 4, { placement: { exclusive: true, topologyKey: 'example.com/nvlink-domain' } })]) {
+      const [pod] = groupPods(bd, 2, 0);
+      const anti = pod.spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+      const exclusive = anti.filter((t) => t.topologyKey === 'example.com/nvlink-domain');
+      assert.equal(exclusive.length, 1);
+      assert.deepEqual(exclusive[0].labelSelector?.matchExpressions, [
+        { key: LABELS.groupKey, operator: 'Exists' },
+        { key: LABELS.groupKey, operator: 'NotIn', values: ['bloom-g2'] },
+      ]);
+      assert.equal(pod.metadata?.labels?.[LABELS.groupKey], 'bloom-g2', 'own group key is excluded from the anti-affinity');
+    }
+  });
+
+  it('pins a multi-pod group to the domain the operator chose', () => {
+    const bd = shaped(8, 4);
+    const pod = desiredGroupPod({ bd, group: 0, pod: 1, epoch: 2, revision: podRevision(bd.spec), clusterDomain: CLUSTER_DOMAIN, domain: 'nvl-3' });
+    assert.deepEqual(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms, [
+      { matchExpressions: [{ key: CLIQUE, operator: 'In', values: ['nvl-3'] }] },
+    ]);
+    assert.equal(pod.metadata?.labels?.[LABELS.domain], 'nvl-3');
   });
 
   it('applies placement, worker overrides and user resources', () => {
@@ -142,12 +173,12 @@ describe('groups: desired rank pod', () => {
       worker: {
         image: 'engine:2',
         imagePullPolicy: 'Always',
-        command: ['python', '-m', 'engine'],
+        command: ['torchrun', 'serve.py'],
         args: ['--serve'],
         gpuResourceName: 'amd.com/gpu',
-        shmSize: '2Gi',
+        shmSize: '3Gi',
         serviceAccountName: 'bloom-worker',
-        resources: { limits: { memory: '64Gi' }, requests: { cpu: '8', memory: '48Gi' } },
+        resources: { limits: { memory: '64Gi' }, requests: { cpu: '8', memory: '48Gi', 'amd.com/gpu': 4 } },
       },
       placement: {
         nodeSelector: { pool: 'gpu' },
@@ -161,22 +192,16 @@ describe('groups: desired rank pod', () => {
     const container = spec.containers[0];
     assert.equal(container.image, 'engine:2');
     assert.equal(container.imagePullPolicy, 'Always');
-    assert.deepEqual(container.command, ['python', '-m', 'engine']);
+    assert.deepEqual(container.command, ['torchrun', 'serve.py']);
     assert.deepEqual(container.args, ['--serve']);
-    assert.deepEqual(container.resources, { limits: { memory: '64Gi', 'amd.com/gpu': '1' }, requests: { cpu: '8', memory: '48Gi' } });
-    assert.deepEqual(spec.volumes?.[0], { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '2Gi' } });
+    assert.deepEqual(container.resources, { limits: { memory: '64Gi', 'amd.com/gpu': '4' }, requests: { cpu: '8', memory: '48Gi', 'amd.com/gpu': '4' } });
+    assert.deepEqual(spec.volumes?.[0], { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '3Gi' } });
     assert.equal(spec.serviceAccountName, 'bloom-worker');
     assert.equal(spec.automountServiceAccountToken, undefined);
     assert.deepEqual(spec.nodeSelector, { pool: 'gpu' });
     assert.deepEqual(spec.tolerations, [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }]);
     assert.equal(spec.priorityClassName, 'inference');
     assert.equal(spec.schedulerName, 'custom');
-  });
-
-  it('respects a GPU count the user sets', () => {
-    const bd = bloomDeployment(2, { worker: { image: 'w', resources: { limits: { 'nvidia.com/gpu': 2 } } } });
-    const [pod] = groupPods(bd, 0, 0);
-    assert.deepEqual(pod.spec?.containers[0].resources, { limits: { 'nvidia.com/gpu': '2' } });
   });
 
   it('mounts hostPath and image model sources', () => {
@@ -194,25 +219,19 @@ describe('groups: desired rank pod', () => {
   });
 
   it('is deterministic and does not mutate the BloomDeployment', () => {
-    const bd = bloomDeployment(2);
+    const bd = shaped(8, 2);
     const before = structuredClone(bd);
     assert.deepEqual(groupPods(bd, 0, 1), groupPods(bd, 0, 1));
     assert.deepEqual(bd, before);
   });
 
-  it('desiredGroupPods builds every rank of the group', () => {
-    const bd = bloomDeployment(4);
-    const revision = podRevision(bd.spec);
-    const pods = desiredGroupPods({ bd, group: 1, epoch: 3, revision, clusterDomain: CLUSTER_DOMAIN });
-    assert.deepEqual(pods, groupPods(bd, 1, 3));
-  });
-
-  it('rankIdentity reads a rank pod back from its labels', () => {
-    const bd = bloomDeployment(2);
+  it('podIdentity reads a group pod back from its labels (what the controller observes)', () => {
+    const bd = shaped(8, 4);
     const [, pod] = groupPods(bd, 5, 12);
-    assert.deepEqual(rankIdentity(pod.metadata?.labels), { deployment: 'bloom', group: 5, rank: 1, epoch: 12, revision: podRevision(bd.spec) });
-    assert.equal(rankIdentity({ [LABELS.deployment]: 'bloom' }), undefined);
-    assert.equal(rankIdentity({ ...pod.metadata?.labels, [LABELS.epoch]: 'x' }), undefined);
-    assert.equal(rankIdentity(undefined), undefined);
+    assert.deepEqual(podIdentity(pod.metadata?.labels), { deployment: 'bloom', group: 5, pod: 1, epoch: 12, revision: podRevision(bd.spec) });
+    assert.equal(podIdentity({ [LABELS.deployment]: 'bloom' }), undefined);
+    assert.equal(podIdentity({ ...pod.metadata?.labels, [LABELS.epoch]: 'x' }), undefined);
+    assert.equal(podIdentity({ ...pod.metadata?.labels, [LABELS.pod]: '01' }), undefined);
+    assert.equal(podIdentity(undefined), undefined);
   });
 });

@@ -1,26 +1,28 @@
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
-import { desiredRankPod } from '../../operator/src/groups/pod.js';
+import { desiredGroupPod } from '../../operator/src/groups/pod.js';
 import { podRevision } from '../../operator/src/groups/revision.js';
 import { planGroup, type GroupPlanInput } from '../../operator/src/lifecycle/group-plan.js';
+import { domainPicker } from '../../operator/src/lifecycle/placement.js';
 import { readRecord, recordAnnotations, type GroupRecord } from '../../operator/src/lifecycle/group-record.js';
 import type { NodeView } from '../../operator/src/lifecycle/observe.js';
 import { bloomDeployment, CLUSTER_DOMAIN } from '../fixtures/bloom-deployments.js';
 
 const T0 = Date.parse('2026-11-22T12:00:00Z');
-const bd: BloomDeployment = bloomDeployment(4, { failurePolicy: { backoffSeconds: 10, maxBackoffSeconds: 300, maxGroupRestarts: 2 } });
+// A multi-pod group (TP=8 as 4 pods x 2 GPUs, in one NVLink clique): the gang lifecycle is per pod.
+const bd: BloomDeployment = bloomDeployment(8, { gpusPerPod: 2, placement: { topologyKey: 'nvidia.com/gpu.clique' }, failurePolicy: { backoffSeconds: 10, maxBackoffSeconds: 300, maxGroupRestarts: 2 } });
 const revision = podRevision(bd.spec);
 
 function record(over: Partial<GroupRecord> = {}): GroupRecord {
   return { index: 0, epoch: 1, revision, epochStarted: T0, restarts: 0, restartTimes: [], ...over };
 }
 
-function runningPod(rank: number, epoch = 1, over: (p: V1Pod) => void = () => {}): V1Pod {
-  const pod = desiredRankPod({ bd, group: 0, rank, epoch, revision, clusterDomain: CLUSTER_DOMAIN });
-  pod.metadata!.uid = `uid-${epoch}-${rank}`;
+function runningPod(index: number, epoch = 1, over: (p: V1Pod) => void = () => {}, spec: BloomDeployment = bd): V1Pod {
+  const pod = desiredGroupPod({ bd: spec, group: 0, pod: index, epoch, revision: podRevision(spec.spec), clusterDomain: CLUSTER_DOMAIN });
+  pod.metadata!.uid = `uid-${epoch}-${index}`;
   pod.spec!.schedulingGates = [];
-  pod.spec!.nodeName = 'gpu-node-0';
+  pod.spec!.nodeName = `gpu-node-${index}`;
   pod.status = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date(T0) }], containerStatuses: [{ name: 'worker', image: 'x', imageID: '', ready: true, restartCount: 0 }] };
   over(pod);
   return pod;
@@ -28,7 +30,7 @@ function runningPod(rank: number, epoch = 1, over: (p: V1Pod) => void = () => {}
 
 const group = (over: (p: V1Pod) => void = () => {}, epoch = 1) => [0, 1, 2, 3].map((r) => runningPod(r, epoch, r === 2 ? over : () => {}));
 const node = (ready: boolean, unschedulable = false): NodeView => ({ ready, since: T0, unschedulable, labels: {}, allocatable: {} });
-const nodes = new Map<string, NodeView>([['gpu-node-0', node(true)]]);
+const nodes = new Map<string, NodeView>([0, 1, 2, 3].map((i) => [`gpu-node-${i}`, node(true)]));
 
 function plan(over: Partial<GroupPlanInput>) {
   return planGroup({ bd, record: record(), serviceResourceVersion: '7', pods: [], nodes, now: T0 + 60_000, revision, resetToken: undefined, clusterDomain: CLUSTER_DOMAIN, picker: { pick: () => undefined }, ...over });
@@ -37,13 +39,42 @@ function plan(over: Partial<GroupPlanInput>) {
 const kinds = (p: ReturnType<typeof plan>) => p.actions.map((a) => a.kind);
 
 describe('planGroup (gang lifecycle of one group)', () => {
-  it('creates every rank gated, then lifts the gates only once all ranks exist', () => {
+  it('creates every pod gated, then lifts the gates only once all pods exist', () => {
     const first = plan({});
     assert.deepEqual(kinds(first), ['createPod', 'createPod', 'createPod', 'createPod']);
     assert.equal(first.status.phase, 'Pending');
     const gated = group().map((p) => { p.spec!.schedulingGates = [{ name: 'inference.bloom.dev/gang' }]; delete p.spec!.nodeName; return p; });
-    assert.deepEqual(kinds(plan({ pods: gated.slice(0, 3) })), ['createPod'], 'a missing rank of a gated group is created, not a failure');
+    assert.deepEqual(kinds(plan({ pods: gated.slice(0, 3) })), ['createPod'], 'a missing pod of a gated group is created, not a failure');
     assert.deepEqual(kinds(plan({ pods: gated })), ['ungatePod', 'ungatePod', 'ungatePod', 'ungatePod']);
+  });
+
+  it('reports ready pods and ready ranks (pods x gpusPerPod)', () => {
+    const pods = group();
+    pods[3]!.status!.conditions = [{ type: 'Ready', status: 'False', lastTransitionTime: new Date(T0 + 59_000) }];
+    const p = plan({ pods, record: record({ readySince: T0 }) });
+    assert.deepEqual([p.status.readyPods, p.status.readyRanks], [3, 6]);
+    assert.equal(p.status.leaderAddress, `bloom-g0-p0.bloom-g0.serving.svc.cluster.local`);
+  });
+
+  it('runs a single-pod group (TP=8 in one 8-GPU pod) without a gate or a domain pick', () => {
+    const single = bloomDeployment(8, { failurePolicy: { maxGroupRestarts: 2 } });
+    const picker = domainPicker(single.spec, nodes, []);
+    const first = plan({ bd: single, record: record({ revision: podRevision(single.spec) }), revision: podRevision(single.spec), picker });
+    assert.deepEqual(kinds(first), ['createPod']);
+    const created = first.actions[0]!;
+    assert.ok(created.kind === 'createPod');
+    assert.deepEqual(created.pod.spec?.schedulingGates, []);
+    assert.equal(created.pod.spec?.containers[0]?.resources?.limits?.['nvidia.com/gpu'], '8');
+    assert.equal(created.pod.spec?.affinity, undefined, 'a single pod is never pinned: the scheduler fits it on one node');
+    const running = runningPod(0, 1, () => {}, single);
+    const ready = plan({ bd: single, pods: [running], record: record({ revision: podRevision(single.spec), readySince: T0 }), revision: podRevision(single.spec) });
+    assert.equal(ready.status.phase, 'Ready');
+    assert.deepEqual([ready.status.readyPods, ready.status.readyRanks, ready.status.leaderAddress], [1, 8, '127.0.0.1']);
+    const failed = runningPod(0, 1, (p) => { p.status!.phase = 'Failed'; }, single);
+    const restart = plan({ bd: single, pods: [failed], record: record({ revision: podRevision(single.spec), readySince: T0 }), revision: podRevision(single.spec) });
+    assert.equal(restart.status.phase, 'Restarting');
+    assert.deepEqual(restart.status.lastFailure?.pod, 0);
+    assert.equal(restart.status.epoch, 2);
   });
 
   it('records the first time the group is ready, once', () => {
@@ -57,10 +88,10 @@ describe('planGroup (gang lifecycle of one group)', () => {
   });
 
   const faults: Array<[string, (p: V1Pod) => void, string]> = [
-    ['a failed rank', (p) => { p.status!.phase = 'Failed'; }, 'RankFailed'],
+    ['a failed rank (its launcher exited)', (p) => { p.status!.phase = 'Failed'; }, 'RankFailed'],
     ['a container restart', (p) => { p.status!.containerStatuses![0]!.restartCount = 1; }, 'RankRestarted'],
-    ['a deleted or evicted rank', (p) => { p.metadata!.deletionTimestamp = new Date(T0); }, 'RankDeleted'],
-    ['a rank on a NotReady node', (p) => { p.spec!.nodeName = 'gpu-node-9'; }, 'NodeLost'],
+    ['a deleted or evicted pod', (p) => { p.metadata!.deletionTimestamp = new Date(T0); }, 'RankDeleted'],
+    ['a pod on a NotReady node', (p) => { p.spec!.nodeName = 'gpu-node-9'; }, 'NodeLost'],
     ['readiness lost past the threshold', (p) => { p.status!.conditions = [{ type: 'Ready', status: 'False', lastTransitionTime: new Date(T0) }]; }, 'ReadinessLost'],
   ];
   for (const [what, fault, reason] of faults) {
@@ -71,13 +102,14 @@ describe('planGroup (gang lifecycle of one group)', () => {
       assert.equal(p.status.phase, 'Restarting');
       assert.equal(p.status.epoch, 2);
       assert.equal(p.status.lastFailure?.reason, reason);
+      assert.equal(p.status.lastFailure?.pod, 2, 'the failing pod is named');
       const patch = p.actions.find((a) => a.kind === 'patchRecord');
       assert.ok(patch && patch.kind === 'patchRecord');
       assert.equal(patch.annotations['inference.bloom.dev/epoch'], '2');
       assert.equal(patch.resourceVersion, '7', 'the epoch bump is guarded by the Service resourceVersion');
       assert.equal(patch.selector?.['inference.bloom.dev/epoch'], '2', 'rendezvous DNS moves to the new epoch');
       const deletes = p.actions.filter((a) => a.kind === 'deletePod').length;
-      assert.equal(deletes, reason === 'RankDeleted' ? 3 : 4, 'every rank of the old epoch is deleted');
+      assert.equal(deletes, reason === 'RankDeleted' ? 3 : 4, 'every pod of the old epoch is deleted');
       assert.deepEqual(p.events.map((e) => e.reason), ['GroupRestarting']);
     });
   }
@@ -113,7 +145,7 @@ describe('planGroup (gang lifecycle of one group)', () => {
   });
 
   it('force-removes pods stuck terminating on a lost node after the grace period', () => {
-    const lost = new Map<string, NodeView>([['gpu-node-0', node(false)]]);
+    const lost = new Map<string, NodeView>([0, 1, 2, 3].map((i) => [`gpu-node-${i}`, node(false)]));
     const stuck = group().map((p) => { p.metadata!.deletionTimestamp = new Date(T0); return p; });
     const rec = record({ epoch: 2 });
     const grace = bd.spec.failurePolicy.nodeLostGraceSeconds * 1000;
@@ -138,7 +170,7 @@ describe('planGroup (gang lifecycle of one group)', () => {
   });
 
   it('round-trips its record through Service annotations', () => {
-    const r = record({ readySince: T0 + 5, restarts: 3, restartTimes: [T0, T0 + 1000], notBefore: T0 + 9000, lastFailure: { reason: 'RankFailed', message: 'x', rank: 2, time: new Date(T0).toISOString() } });
+    const r = record({ readySince: T0 + 5, restarts: 3, restartTimes: [T0, T0 + 1000], notBefore: T0 + 9000, lastFailure: { reason: 'RankFailed', message: 'x', pod: 2, time: new Date(T0).toISOString() } });
     const annotations = Object.fromEntries(Object.entries(recordAnnotations(r)).filter(([, v]) => v !== null)) as Record<string, string>;
     const read = readRecord({ metadata: { labels: { 'inference.bloom.dev/group': '0' }, annotations } });
     assert.deepEqual(read, r);

@@ -17,13 +17,17 @@ export const MAX_REPLICAS = 1000;
 /** Tensor-parallel sizes the operator accepts: powers of two dividing BLOOM's head counts (112 heads for 176B). */
 export const TENSOR_PARALLEL_SIZES: readonly number[] = [1, 2, 4, 8, 16];
 export const MAX_TENSOR_PARALLEL_SIZE = Math.max(...TENSOR_PARALLEL_SIZES);
+/** Upper bound of spec.gpusPerPod (the largest GPU nodes have 16). */
+export const MAX_GPUS_PER_POD = 16;
+/** The node label of a single node: a topology domain that cannot hold the pods of a multi-pod group. */
+export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 
 /** DNS labels (hostnames, Service names) are at most 63 characters. */
 export const DNS_LABEL_MAX = 63;
 /**
- * The longest DNS label derived from a BloomDeployment name is the rank hostname
- * `<name>-g<group>-r<rank>`; with the largest group index and rank it adds this many characters.
+ * The longest DNS label derived from a BloomDeployment name is the pod hostname
+ * `<name>-g<group>-p<pod>`; with the largest group index and pod index (one GPU per pod) it adds this many characters.
  */
-export const LONGEST_NAME_SUFFIX = `-g${MAX_REPLICAS - 1}-r${MAX_TENSOR_PARALLEL_SIZE - 1}`.length;
+export const LONGEST_NAME_SUFFIX = `-g${MAX_REPLICAS - 1}-p${MAX_TENSOR_PARALLEL_SIZE - 1}`.length;
 /** Longest metadata.name a BloomDeployment may have so that every derived hostname and Service name fits a DNS label. */
 export const MAX_NAME_LENGTH = DNS_LABEL_MAX - LONGEST_NAME_SUFFIX;

@@ -34,8 +34,10 @@ export function wireSchema(node: Schema): Schema {
 
 const printerColumns = [
   { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas', description: 'Desired tensor-parallel groups' },
-  { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Groups whose every rank is Ready' },
-  { name: 'TP', type: 'integer', jsonPath: '.spec.tensorParallelSize', description: 'Ranks (GPUs) per group' },
+  { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Groups whose every pod is Ready' },
+  { name: 'TP', type: 'integer', jsonPath: '.spec.tensorParallelSize', description: 'Ranks (one per GPU) per group' },
+  { name: 'Pods', type: 'integer', jsonPath: '.status.podsPerGroup', description: 'Pods per group' },
+  { name: 'GPUs/Pod', type: 'integer', jsonPath: '.status.gpusPerPod', description: 'GPUs (rank processes) per pod' },
   { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Pending, Progressing, Available, Degraded or Failed' },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];

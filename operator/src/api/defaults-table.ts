@@ -6,6 +6,8 @@
 export const DEFAULTS = {
   replicas: 1,
   tensorParallelSize: 8,
+  /** gpusPerPod defaults to min(tensorParallelSize, this): one pod per 8-GPU node, all its ranks in one container. */
+  maxGpusPerPod: 8,
   model: {
     format: 'bloom-int8',
     path: '',
@@ -14,8 +16,8 @@ export const DEFAULTS = {
   imageVolumePullPolicy: 'IfNotPresent',
   worker: {
     gpuResourceName: 'nvidia.com/gpu',
-    gpusPerRank: 1,
-    shmSize: '16Gi',
+    /** shmSize defaults to this many GiB per rank of the pod (8 ranks: 16Gi). */
+    shmPerRankGi: 2,
     httpPort: 8000,
     healthPort: 8001,
     terminationGracePeriodSeconds: 30,

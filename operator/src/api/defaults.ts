@@ -4,6 +4,7 @@
  * every present property, including the defaulted ones). Because it walks the same schema the CRD
  * is generated from, the controller and the API server cannot disagree on a default.
  */
+import { DEFAULTS } from './defaults-table.js';
 import { bloomDeploymentSchema } from './schema.js';
 import type { Json, Schema } from './schema-builder.js';
 import type { BloomDeployment, BloomDeploymentManifest, BloomDeploymentSpec, DeepPartial } from './types.js';
@@ -38,14 +39,27 @@ export function applySchemaDefaults(value: unknown, node: Schema): unknown {
   return out;
 }
 
-/** A BloomDeployment whose spec is a defaulted deep copy (metadata and status are the same objects, not copies). */
-export function withDefaults(bd: BloomDeploymentManifest | BloomDeployment): BloomDeployment {
-  const specSchema = schema().properties?.spec as Schema;
-  const spec = applySchemaDefaults(bd.spec ?? {}, specSchema) as BloomDeploymentSpec;
-  return { ...bd, spec } as BloomDeployment;
+/** Default gpusPerPod of a tensor-parallel size: one pod per 8-GPU node. */
+export function defaultGpusPerPod(tensorParallelSize: number): number {
+  return Math.min(tensorParallelSize, DEFAULTS.maxGpusPerPod);
+}
+
+/**
+ * Defaults that depend on other fields, which an OpenAPI `default` cannot express: gpusPerPod
+ * from tensorParallelSize, and /dev/shm sized for the ranks of a pod. Applied after the schema's.
+ */
+function withDerivedDefaults(spec: BloomDeploymentSpec): BloomDeploymentSpec {
+  spec.gpusPerPod ??= defaultGpusPerPod(spec.tensorParallelSize);
+  if (spec.worker) spec.worker.shmSize ??= `${DEFAULTS.worker.shmPerRankGi * spec.gpusPerPod}Gi`;
+  return spec;
 }
 
 /** A defaulted copy of a spec. */
 export function specWithDefaults(spec: DeepPartial<BloomDeploymentSpec> | BloomDeploymentSpec): BloomDeploymentSpec {
-  return applySchemaDefaults(spec, schema().properties?.spec as Schema) as BloomDeploymentSpec;
+  return withDerivedDefaults(applySchemaDefaults(spec, schema().properties?.spec as Schema) as BloomDeploymentSpec);
+}
+
+/** A BloomDeployment whose spec is a defaulted deep copy (metadata and status are the same objects, not copies). */
+export function withDefaults(bd: BloomDeploymentManifest | BloomDeployment): BloomDeployment {
+  return { ...bd, spec: specWithDefaults(bd.spec ?? {}) } as BloomDeployment;
 }

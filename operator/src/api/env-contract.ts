@@ -4,12 +4,18 @@
  */
 import contract from '../../../contract/env.json' with { type: 'json' };
 
-/** torchrun / DeepSpeed variables written into every rank pod. */
+/** torchrun variables written into every pod: the shape of the group and this pod's place in it. */
 export const TORCHRUN_ENV_NAMES: readonly string[] = Object.keys(contract.torchrun);
-/** The project's own variables written into every rank pod. */
+/** PET_* mirrors of the torchrun variables (torchrun's flag defaults), written into every pod. */
+export const TORCHRUN_DEFAULT_ENV_NAMES: readonly string[] = Object.keys(contract.torchrunDefaults);
+/** Per-process variables the pod's launcher sets in each rank process; the operator never writes them. */
+export const PROCESS_ENV_NAMES: readonly string[] = Object.keys(contract.process);
+/** The project's own variables written into every pod. */
 export const BLOOM_ENV_NAMES: readonly string[] = Object.keys(contract.bloom);
-/** Every variable the operator writes into every rank pod; a user may not set them. */
-export const RESERVED_ENV_NAMES: readonly string[] = [...TORCHRUN_ENV_NAMES, ...BLOOM_ENV_NAMES];
+/** Variables the operator writes into every pod, in contract order. */
+export const POD_ENV_NAMES: readonly string[] = [...TORCHRUN_ENV_NAMES, ...TORCHRUN_DEFAULT_ENV_NAMES, ...BLOOM_ENV_NAMES];
+/** Names a user may not set: what the operator writes, and what the launcher sets per rank. */
+export const RESERVED_ENV_NAMES: readonly string[] = [...POD_ENV_NAMES, ...PROCESS_ENV_NAMES];
 /** Prefix reserved for the project's variables. */
 export const RESERVED_ENV_PREFIX = 'BLOOM_';
 /** BLOOM_* variables a user MAY set (the contract's optional names, e.g. BLOOM_BIND_ADDRESS). */

@@ -1,5 +1,5 @@
 /** OpenAPI schema of BloomDeployment.spec (the single definition the CRD is generated from). */
-import { MAX_REPLICAS, TENSOR_PARALLEL_SIZES } from './constants.js';
+import { HOSTNAME_LABEL, MAX_GPUS_PER_POD, MAX_REPLICAS, TENSOR_PARALLEL_SIZES } from './constants.js';
 import { DEFAULTS } from './defaults-table.js';
 import {
   NCCL_ENV_PREFIX,
@@ -8,8 +8,8 @@ import {
   USER_SETTABLE_BLOOM_ENV_NAMES,
   isReservedEnvName,
 } from './env-contract.js';
-import { array, boolean, defaultedSection, integer, object, quantity, rule, string, stringMap, type Schema } from './schema-builder.js';
-import type { ModelSource, WorkerEnvVar } from './types.js';
+import { array, boolean, defaultedSection, integer, object, quantity, rule, string, stringMap, type CelRule, type Schema } from './schema-builder.js';
+import type { ModelSource, Quantity, WorkerEnvVar } from './types.js';
 
 /** Qualified name (label key, extended resource name): optional DNS-subdomain prefix and '/', then a name of at most 63 characters. */
 export const QUALIFIED_NAME_REGEX =
@@ -205,16 +205,16 @@ function qualifiedName(field: string, description: string, defaultValue: string)
 
 function resourcesSchema(): Schema {
   const list = (what: string): Schema =>
-    stringMap(`${what} per rank pod, e.g. {"nvidia.com/gpu": 1, "memory": "200Gi"}.`, { maxProperties: 32 }, quantity('A resource quantity.'));
+    stringMap(`${what} per pod, e.g. {"memory": "1600Gi", "cpu": "96"}.`, { maxProperties: 32 }, quantity('A resource quantity.', { maxLength: 64 }));
   return object(
-    `Compute resources of every rank's worker container, merged with the default of one GPU per rank (limits[gpuResourceName] = ${DEFAULTS.worker.gpusPerRank} unless set here).`,
+    `Compute resources of the worker container of every pod (all its ranks together). limits[gpuResourceName] is spec.gpusPerPod; a different GPU count here is refused.`,
     { limits: list('Limits'), requests: list('Requests') },
   );
 }
 
 function workerSchema(): Schema {
   return object(
-    'The container every rank runs. Any engine that follows the torchrun / DeepSpeed env convention (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) can run here.',
+    'The container of every pod: its entrypoint (bloom-worker, or torchrun / the deepspeed launcher) starts one rank process per GPU. Any engine that follows the torchrun convention (NNODES, NODE_RANK, NPROC_PER_NODE, MASTER_ADDR, MASTER_PORT and their PET_* mirrors) can run here.',
     {
       image: string('Worker image, e.g. ghcr.io/bloom-operator/bloom-worker:v0.1.0.', { minLength: 1, maxLength: 1024 }),
       imagePullPolicy: string('Pull policy of the worker image: Always, IfNotPresent or Never (Kubernetes default when unset).', {
@@ -229,16 +229,16 @@ function workerSchema(): Schema {
         `Extended resource name of one GPU (nvidia.com/gpu, amd.com/gpu, ...). Default ${DEFAULTS.worker.gpuResourceName}.`,
         DEFAULTS.worker.gpuResourceName,
       ),
-      shmSize: quantity(`Size limit of the memory-backed /dev/shm (NCCL uses it for intra-node transport). Default ${DEFAULTS.worker.shmSize}.`, {
-        default: DEFAULTS.worker.shmSize,
-      }),
-      httpPort: port("Rank 0's HTTP API port (BLOOM_HTTP_PORT); the client Service targets it.", DEFAULTS.worker.httpPort),
-      healthPort: port("Every rank's health (/healthz, /readyz) and /metrics port (BLOOM_HEALTH_PORT).", DEFAULTS.worker.healthPort),
+      shmSize: quantity(
+        `Size limit of the pod's memory-backed /dev/shm, shared by its rank processes (NCCL's SHM transport, torch). Default ${DEFAULTS.worker.shmPerRankGi}Gi per rank of the pod (${DEFAULTS.worker.shmPerRankGi * DEFAULTS.maxGpusPerPod}Gi for an 8-GPU pod).`,
+      ),
+      httpPort: port("Global rank 0's HTTP API port (BLOOM_HTTP_PORT, on pod 0); the client Service targets it.", DEFAULTS.worker.httpPort),
+      healthPort: port("Every pod's health (/healthz, /readyz) and /metrics port (BLOOM_HEALTH_PORT), aggregating its ranks.", DEFAULTS.worker.healthPort),
       serviceAccountName: string('ServiceAccount of the rank pods; unset: the namespace default, without a mounted token.', {
         maxLength: 253,
       }),
       terminationGracePeriodSeconds: seconds(
-        'Seconds a rank gets between SIGTERM and SIGKILL.',
+        'Seconds a pod (its launcher, which forwards SIGTERM to every rank) gets between SIGTERM and SIGKILL.',
         DEFAULTS.worker.terminationGracePeriodSeconds,
       ),
     },
@@ -352,6 +352,52 @@ function rolloutSchema(): Schema {
   );
 }
 
+/** CEL of the effective gpusPerPod: the field, or its derived default min(tensorParallelSize, maxGpusPerPod). */
+const GPUS_PER_POD_CEL = `(has(self.gpusPerPod) ? self.gpusPerPod : (self.tensorParallelSize < ${DEFAULTS.maxGpusPerPod} ? self.tensorParallelSize : ${DEFAULTS.maxGpusPerPod}))`;
+
+interface ShapeView {
+  tensorParallelSize: number;
+  gpusPerPod?: number;
+  worker?: { gpuResourceName: string; resources?: { limits?: Record<string, Quantity>; requests?: Record<string, Quantity> } };
+  placement: { topologyKey: string };
+}
+const effectiveGpusPerPod = (self: ShapeView) => self.gpusPerPod ?? Math.min(self.tensorParallelSize, DEFAULTS.maxGpusPerPod);
+
+/** A GPU count in resources.limits / requests must equal the effective gpusPerPod. */
+function gpuCountRule(list: 'limits' | 'requests'): CelRule {
+  const map = `self.worker.resources.${list}`;
+  const value = `${map}[self.worker.gpuResourceName]`;
+  return rule(
+    `!has(self.worker) || !has(self.worker.resources) || !has(${map}) || !(self.worker.gpuResourceName in ${map}) || string(${value}) == string(${GPUS_PER_POD_CEL})`,
+    `spec.worker.resources.${list}[gpuResourceName] must be the integer spec.gpusPerPod (the operator requests gpusPerPod GPUs per pod; set spec.gpusPerPod instead)`,
+    (self: ShapeView) => {
+      const set = self.worker?.resources?.[list]?.[self.worker.gpuResourceName];
+      return set === undefined || String(set) === String(effectiveGpusPerPod(self));
+    },
+    { fieldPath: `.worker.resources.${list}` },
+  );
+}
+
+/** Rules on the group shape: pods of gpusPerPod GPUs that tile the tensor-parallel group, on distinct nodes. */
+function shapeRules(): CelRule[] {
+  return [
+    rule(
+      '!has(self.gpusPerPod) || self.tensorParallelSize % self.gpusPerPod == 0',
+      'spec.gpusPerPod must divide spec.tensorParallelSize (a group is tensorParallelSize / gpusPerPod pods of gpusPerPod GPUs each)',
+      (self: ShapeView) => self.gpusPerPod === undefined || self.tensorParallelSize % self.gpusPerPod === 0,
+      { fieldPath: '.gpusPerPod' },
+    ),
+    gpuCountRule('limits'),
+    gpuCountRule('requests'),
+    rule(
+      `self.tensorParallelSize <= ${GPUS_PER_POD_CEL} || self.placement.topologyKey != '${HOSTNAME_LABEL}'`,
+      `spec.placement.topologyKey must name a domain of several nodes (e.g. nvidia.com/gpu.clique) when a group is several pods: the pods of one group run on distinct nodes, so ${HOSTNAME_LABEL} cannot hold them`,
+      (self: ShapeView) => self.tensorParallelSize <= effectiveGpusPerPod(self) || self.placement.topologyKey !== HOSTNAME_LABEL,
+      { fieldPath: '.placement.topologyKey' },
+    ),
+  ];
+}
+
 export function specSchema(): Schema {
   const tp = celList(TENSOR_PARALLEL_SIZES);
   return object(
@@ -362,7 +408,7 @@ export function specSchema(): Schema {
         { minimum: 0, maximum: MAX_REPLICAS, default: DEFAULTS.replicas },
       ),
       tensorParallelSize: integer(
-        `Ranks (pods, one GPU each) per group; must equal the shard count of the model. One of ${TENSOR_PARALLEL_SIZES.join(', ')}. Default ${DEFAULTS.tensorParallelSize}.`,
+        `Ranks (one per GPU) per group; must equal the shard count of the model. One of ${TENSOR_PARALLEL_SIZES.join(', ')}. Default ${DEFAULTS.tensorParallelSize}.`,
         {
           default: DEFAULTS.tensorParallelSize,
           'x-kubernetes-validations': [
@@ -373,6 +419,10 @@ export function specSchema(): Schema {
             ),
           ],
         },
+      ),
+      gpusPerPod: integer(
+        `GPUs, and so rank processes, per pod (1..${MAX_GPUS_PER_POD}); must divide tensorParallelSize. A group is tensorParallelSize / gpusPerPod pods, each requesting gpusPerPod GPUs. The ranks of one node share one pod, so NCCL can use NVLink (CUDA IPC needs the peer GPUs visible in the same container); a group spans several pods only when it spans several nodes. Default min(tensorParallelSize, ${DEFAULTS.maxGpusPerPod}).`,
+        { minimum: 1, maximum: MAX_GPUS_PER_POD },
       ),
       model: modelSchema(),
       worker: workerSchema(),
@@ -393,6 +443,7 @@ export function specSchema(): Schema {
     {
       required: ['model', 'worker'],
       'x-kubernetes-validations': [
+        ...shapeRules(),
         rule(
           '!has(self.worker) || (self.worker.httpPort != self.worker.healthPort && self.rendezvous.port != self.worker.httpPort && self.rendezvous.port != self.worker.healthPort)',
           'spec.worker.httpPort, spec.worker.healthPort and spec.rendezvous.port must be three different ports',

@@ -67,6 +67,7 @@ export interface WorkerSpec {
   env?: WorkerEnvVar[];
   resources?: ResourceRequirements;
   gpuResourceName: string;
+  /** Size of the pod's memory-backed /dev/shm, shared by its ranks; derived default DEFAULTS.worker.shmPerRankGi per rank. */
   shmSize: Quantity;
   httpPort: number;
   healthPort: number;
@@ -120,6 +121,8 @@ export interface RolloutSpec {
 export interface BloomDeploymentSpec {
   replicas: number;
   tensorParallelSize: number;
+  /** GPUs, and so rank processes, per pod; derived default min(tensorParallelSize, DEFAULTS.maxGpusPerPod). */
+  gpusPerPod: number;
   model: ModelSpec;
   worker: WorkerSpec;
   placement: PlacementSpec;
@@ -136,7 +139,7 @@ export const DEPLOYMENT_PHASES: readonly DeploymentPhase[] = ['Pending', 'Progre
 /**
  * Phase of one tensor-parallel group:
  * Pending (pods created, gated or not yet scheduled), Starting (scheduled, loading shards / rendezvous),
- * Ready (every rank ready), Restarting (being torn down to be recreated with a new epoch),
+ * Ready (every pod, so every rank, ready), Restarting (being torn down to be recreated with a new epoch),
  * Failed (gave up: maxGroupRestarts exceeded within restartWindowSeconds).
  */
 export type GroupPhase = 'Pending' | 'Starting' | 'Ready' | 'Restarting' | 'Failed';
@@ -157,8 +160,8 @@ export interface GroupFailure {
   /** Short CamelCase cause, e.g. RankFailed, StartupTimeout, ReadinessLost, NodeLost. */
   reason: string;
   message?: string;
-  /** Rank whose failure triggered the restart, if one did. */
-  rank?: number;
+  /** Index of the pod (NODE_RANK) whose failure triggered the restart, if one did. */
+  pod?: number;
   time: string;
 }
 
@@ -167,6 +170,9 @@ export interface GroupStatus {
   phase: GroupPhase;
   epoch: number;
   revision: string;
+  /** Pods of the current incarnation that are Ready. */
+  readyPods: number;
+  /** Rank processes in those pods (readyPods x gpusPerPod). */
   readyRanks: number;
   /** Total times this group has been recreated. */
   restarts: number;
@@ -175,7 +181,7 @@ export interface GroupStatus {
   /** Not before this time will the group be recreated again (back-off). */
   nextRestartTime?: string;
   lastFailure?: GroupFailure;
-  /** MASTER_ADDR of the group: DNS name of rank 0. */
+  /** MASTER_ADDR of the group: 127.0.0.1 for a single-pod group, else the DNS name of pod 0. */
   leaderAddress?: string;
   lastTransitionTime?: string;
   message?: string;
@@ -189,6 +195,10 @@ export interface BloomDeploymentStatus {
   currentRevision?: string;
   updateRevision?: string;
   selector?: string;
+  /** Pods per group (tensorParallelSize / gpusPerPod) of the current spec. */
+  podsPerGroup?: number;
+  /** GPUs (rank processes) per pod of the current spec. */
+  gpusPerPod?: number;
   phase?: DeploymentPhase;
   conditions?: Condition[];
   groups?: GroupStatus[];

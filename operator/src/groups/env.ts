@@ -1,13 +1,19 @@
-/** The env of one rank pod: exactly the contract of contract/env.json, then NCCL settings, then the user's env. */
+/**
+ * The env of one pod of a group: exactly the pod part of contract/env.json (the torchrun shape of
+ * the group, its PET_* mirrors, the BLOOM_* values), then NCCL settings, then the user's env. The
+ * per-process RANK / LOCAL_RANK / LOCAL_WORLD_SIZE are the pod's launcher's to set.
+ */
 import type { V1EnvVar } from '@kubernetes/client-node';
 import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment, WorkerEnvVar } from '../api/types.js';
 import { masterAddress } from './names.js';
+import { groupShape } from './shape.js';
 
-export interface RankParams {
+export interface PodEnvParams {
   bd: BloomDeployment;
   group: number;
-  rank: number;
+  /** Index of the pod in its group (NODE_RANK). */
+  pod: number;
   epoch: number;
   /** Cluster DNS domain, usually cluster.local. */
   clusterDomain: string;
@@ -27,17 +33,22 @@ function toV1EnvVar(e: WorkerEnvVar): V1EnvVar {
   return out;
 }
 
-/** The variables the operator owns, in contract order (torchrun first, then BLOOM_*). */
-export function contractEnv({ bd, group, rank, epoch, clusterDomain }: RankParams): Record<string, string> {
+/** The variables the operator owns, in contract order (torchrun, PET_* mirrors, then BLOOM_*). */
+export function contractEnv({ bd, group, pod, epoch, clusterDomain }: PodEnvParams): Record<string, string> {
   const { spec, metadata } = withDefaults(bd);
   const name = metadata.name ?? '';
-  return {
-    RANK: String(rank),
-    WORLD_SIZE: String(spec.tensorParallelSize),
-    LOCAL_RANK: '0',
-    LOCAL_WORLD_SIZE: '1',
-    MASTER_ADDR: masterAddress(name, group, metadata.namespace ?? 'default', clusterDomain),
+  const shape = groupShape(spec);
+  const torchrun = {
+    NNODES: String(shape.pods),
+    NODE_RANK: String(pod),
+    NPROC_PER_NODE: String(shape.gpusPerPod),
+    MASTER_ADDR: masterAddress(name, group, metadata.namespace ?? 'default', clusterDomain, shape.pods),
     MASTER_PORT: String(spec.rendezvous.port),
+  };
+  return {
+    WORLD_SIZE: String(shape.ranks),
+    ...torchrun,
+    ...Object.fromEntries(Object.entries(torchrun).map(([key, value]) => [`PET_${key}`, value])),
     BLOOM_DEPLOYMENT: name,
     BLOOM_MODEL_DIR: modelDir(spec.model.mountPath, spec.model.path),
     BLOOM_TENSOR_PARALLEL_SIZE: String(spec.tensorParallelSize),
@@ -50,10 +61,10 @@ export function contractEnv({ bd, group, rank, epoch, clusterDomain }: RankParam
 }
 
 /**
- * Env of the worker container of one rank. The user's spec.worker.env comes last; a user entry
+ * Env of the worker container of one pod. The user's spec.worker.env comes last; a user entry
  * with the name of an NCCL setting replaces it (admission already forbids reserved names).
  */
-export function rankEnv(params: RankParams): V1EnvVar[] {
+export function groupPodEnv(params: PodEnvParams): V1EnvVar[] {
   const { spec } = withDefaults(params.bd);
   const userEnv = spec.worker.env ?? [];
   const userNames = new Set(userEnv.map((e) => e.name));

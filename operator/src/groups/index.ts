@@ -1,4 +1,5 @@
 /** Pure functions: the desired objects of a BloomDeployment's tensor-parallel groups. No I/O. */
+export * from './shape.js';
 export * from './names.js';
 export * from './labels.js';
 export * from './owner.js';

@@ -5,7 +5,8 @@ import { groupServiceName } from './names.js';
 export const LABELS = {
   deployment: `${API_GROUP}/deployment`,
   group: `${API_GROUP}/group`,
-  rank: `${API_GROUP}/rank`,
+  /** Index of the pod in its group (NODE_RANK); pod 0 holds global rank 0. */
+  pod: `${API_GROUP}/pod`,
   epoch: `${API_GROUP}/epoch`,
   revision: `${API_GROUP}/revision`,
   /** `<bd>-g<group>`: identifies a group across deployments (exclusive placement selects on it). */
@@ -17,8 +18,10 @@ export const LABELS = {
 export const ANNOTATIONS = {
   /** On the group Service: the epoch of the group's current incarnation. */
   epoch: `${API_GROUP}/epoch`,
-  /** On rank pods: the tensor-parallel size of the group. */
+  /** On group pods: the tensor-parallel size of the group. */
   tensorParallelSize: `${API_GROUP}/tensor-parallel-size`,
+  /** On group pods: GPUs (rank processes) of the pod. */
+  gpusPerPod: `${API_GROUP}/gpus-per-pod`,
 } as const;
 
 /** Standard app.kubernetes.io labels put on every owned object. */
@@ -45,12 +48,12 @@ export function groupEpochSelector(bd: string, group: number, epoch: number): Re
   return { ...groupSelector(bd, group), [LABELS.epoch]: String(epoch) };
 }
 
-/** Selects the rank-0 pod of every group. */
+/** Selects pod 0 (global rank 0, the API) of every group. */
 export function leaderSelector(bd: string): Record<string, string> {
-  return { [LABELS.deployment]: bd, [LABELS.rank]: '0' };
+  return { [LABELS.deployment]: bd, [LABELS.pod]: '0' };
 }
 
-/** status.selector (scale subresource, HPA): `inference.bloom.dev/deployment=<bd>,inference.bloom.dev/rank=0`. */
+/** status.selector (scale subresource, HPA): `inference.bloom.dev/deployment=<bd>,inference.bloom.dev/pod=0`. */
 export function leaderSelectorString(bd: string): string {
   return selectorString(leaderSelector(bd));
 }
@@ -62,24 +65,24 @@ export function selectorString(selector: Record<string, string>): string {
     .join(',');
 }
 
-/** Labels of one rank pod. */
-export function rankPodLabels(bd: string, group: number, rank: number, epoch: number, revision: string): Record<string, string> {
+/** Labels of one pod of a group. */
+export function groupPodLabels(bd: string, group: number, pod: number, epoch: number, revision: string): Record<string, string> {
   return {
     ...commonLabels(bd),
     [LABELS.deployment]: bd,
     [LABELS.group]: String(group),
-    [LABELS.rank]: String(rank),
+    [LABELS.pod]: String(pod),
     [LABELS.epoch]: String(epoch),
     [LABELS.revision]: revision,
     [LABELS.groupKey]: groupServiceName(bd, group),
   };
 }
 
-/** Identity of a rank pod read back from its labels. */
-export interface RankIdentity {
+/** Identity of a group pod read back from its labels. */
+export interface PodIdentity {
   deployment: string;
   group: number;
-  rank: number;
+  pod: number;
   epoch: number;
   revision: string;
 }
@@ -88,14 +91,14 @@ function labelInteger(value: string | undefined): number | undefined {
   return value !== undefined && /^(0|[1-9][0-9]*)$/.test(value) ? Number(value) : undefined;
 }
 
-/** The identity of a rank pod from its labels; undefined when a label is missing or malformed (not one of ours). */
-export function rankIdentity(labels: Record<string, string> | undefined): RankIdentity | undefined {
+/** The identity of a group pod from its labels; undefined when a label is missing or malformed (not one of ours). */
+export function podIdentity(labels: Record<string, string> | undefined): PodIdentity | undefined {
   if (!labels) return undefined;
   const deployment = labels[LABELS.deployment];
   const group = labelInteger(labels[LABELS.group]);
-  const rank = labelInteger(labels[LABELS.rank]);
+  const pod = labelInteger(labels[LABELS.pod]);
   const epoch = labelInteger(labels[LABELS.epoch]);
   const revision = labels[LABELS.revision];
-  if (!deployment || group === undefined || rank === undefined || epoch === undefined || revision === undefined) return undefined;
-  return { deployment, group, rank, epoch, revision };
+  if (!deployment || group === undefined || pod === undefined || epoch === undefined || revision === undefined) return undefined;
+  return { deployment, group, pod, epoch, revision };
 }

@@ -1,14 +1,19 @@
-/** The desired rank pod: one GPU, one shard, one member of a tensor-parallel group. */
-import type { V1Affinity, V1Container, V1ContainerPort, V1Pod, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+/**
+ * The desired pod of a tensor-parallel group: gpusPerPod GPUs in one container whose launcher runs
+ * one rank process per GPU (each loading one shard), so the ranks of a node share NVLink.
+ */
+import type { V1Affinity, V1Container, V1ContainerPort, V1Pod, V1PodAffinityTerm, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment, BloomDeploymentSpec, ModelSource } from '../api/types.js';
-import { rankEnv, type RankParams } from './env.js';
-import { ANNOTATIONS, LABELS, groupEpochSelector, rankPodLabels } from './labels.js';
-import { groupServiceName, rankHostname, rankPodName } from './names.js';
+import { HOSTNAME_LABEL } from '../api/constants.js';
+import { groupPodEnv, type PodEnvParams } from './env.js';
+import { ANNOTATIONS, LABELS, groupEpochSelector, groupPodLabels } from './labels.js';
+import { groupPodName, groupServiceName, podHostname } from './names.js';
 import { controllerOwnerReference } from './owner.js';
-import { rankResources } from './resources.js';
+import { podResources } from './resources.js';
+import { groupShape } from './shape.js';
 
-/** Scheduling gate on every new rank pod; the operator lifts it on all ranks of a group at once (gang admission). */
+/** Scheduling gate on every new pod of a multi-pod group; the operator lifts it on all pods of a group at once (gang admission). */
 export const GANG_SCHEDULING_GATE = 'inference.bloom.dev/gang';
 export const WORKER_CONTAINER = 'worker';
 export const MODEL_VOLUME = 'model';
@@ -18,10 +23,10 @@ export const HEALTH_PATHS = { live: '/healthz', ready: '/readyz' } as const;
 /** Period of the startup probe; failureThreshold = ceil(startupTimeoutSeconds / period). */
 export const STARTUP_PROBE_PERIOD_SECONDS = 10;
 
-export interface RankPodParams extends RankParams {
+export interface GroupPodParams extends PodEnvParams {
   /** podRevision(spec) the pod is built from (label inference.bloom.dev/revision). */
   revision: string;
-  /** Topology domain with room for the whole group, chosen by the operator: the ranks are pinned to it. */
+  /** Topology domain with room for the whole (multi-pod) group, chosen by the operator: the pods are pinned to it. */
   domain?: string;
 }
 
@@ -59,8 +64,8 @@ function httpProbe(path: string, periodSeconds: number, failureThreshold: number
   };
 }
 
-/** Probes: startup covers shard loading + rendezvous; liveness and readiness take over after it. */
-export function rankProbes(spec: BloomDeploymentSpec): Pick<V1Container, 'startupProbe' | 'readinessProbe' | 'livenessProbe'> {
+/** Probes of the pod's launcher (its /readyz aggregates every local rank): startup covers shard loading + rendezvous; liveness and readiness take over after it. */
+export function podProbes(spec: BloomDeploymentSpec): Pick<V1Container, 'startupProbe' | 'readinessProbe' | 'livenessProbe'> {
   const startupFailures = Math.max(1, Math.ceil(spec.failurePolicy.startupTimeoutSeconds / STARTUP_PROBE_PERIOD_SECONDS));
   return {
     startupProbe: httpProbe(HEALTH_PATHS.live, STARTUP_PROBE_PERIOD_SECONDS, startupFailures),
@@ -69,62 +74,61 @@ export function rankProbes(spec: BloomDeploymentSpec): Pick<V1Container, 'startu
   };
 }
 
-/** Rank 0 serves the HTTP API and hosts the rendezvous; every rank serves health and metrics. */
-export function rankPorts(spec: BloomDeploymentSpec, rank: number): V1ContainerPort[] {
+/**
+ * Pod 0 holds global rank 0: it serves the HTTP API and, in a multi-pod group, the rendezvous
+ * (a single-pod group rendezvouses on the pod's loopback). Every pod serves health and metrics.
+ */
+export function podPorts(spec: BloomDeploymentSpec, pod: number): V1ContainerPort[] {
   const health: V1ContainerPort = { name: PORT_NAMES.health, containerPort: spec.worker.healthPort, protocol: 'TCP' };
-  if (rank !== 0) return [health];
-  return [
-    { name: PORT_NAMES.http, containerPort: spec.worker.httpPort, protocol: 'TCP' },
-    health,
-    { name: PORT_NAMES.rendezvous, containerPort: spec.rendezvous.port, protocol: 'TCP' },
-  ];
+  if (pod !== 0) return [health];
+  const rendezvous: V1ContainerPort[] = groupShape(spec).pods > 1
+    ? [{ name: PORT_NAMES.rendezvous, containerPort: spec.rendezvous.port, protocol: 'TCP' }]
+    : [];
+  return [{ name: PORT_NAMES.http, containerPort: spec.worker.httpPort, protocol: 'TCP' }, health, ...rendezvous];
 }
 
 /**
- * Required pod affinity packs the ranks of one incarnation of a group into one topology domain.
- * Every rank carries the labels its own term selects, so the first rank is schedulable (the
- * scheduler admits a pod whose affinity term matches no pod yet if the pod matches the term itself).
+ * The pods of a multi-pod group: required pod affinity packs them into one topology domain (every
+ * pod carries the labels its own term selects, so the first one is schedulable), and required
+ * anti-affinity on the hostname puts them on distinct nodes (the ranks of one node share one pod).
  * With exclusive placement, required anti-affinity keeps other groups (of any BloomDeployment in
- * the namespace) out of the domain.
+ * the namespace) out of the domain. A single-pod group needs only the exclusive term, if any.
  */
-export function rankAffinity(spec: BloomDeploymentSpec, bd: string, group: number, epoch: number, domain?: string): V1Affinity {
+export function podAffinity(spec: BloomDeploymentSpec, bd: string, group: number, epoch: number, domain?: string): V1Affinity | undefined {
   const topologyKey = spec.placement.topologyKey;
-  const affinity: V1Affinity = {
-    ...(domain === undefined ? {} : {
-      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: topologyKey, operator: 'In', values: [domain] }] }] } },
-    }),
-    podAffinity: {
-      requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: groupEpochSelector(bd, group, epoch) }, topologyKey }],
-    },
-  };
+  const incarnation = { labelSelector: { matchLabels: groupEpochSelector(bd, group, epoch) } };
+  const multiPod = groupShape(spec).pods > 1;
+  const antiAffinity: V1PodAffinityTerm[] = multiPod ? [{ ...incarnation, topologyKey: HOSTNAME_LABEL }] : [];
   if (spec.placement.exclusive) {
-    affinity.podAntiAffinity = {
-      requiredDuringSchedulingIgnoredDuringExecution: [
-        {
-          labelSelector: {
-            matchExpressions: [
-              { key: LABELS.groupKey, operator: 'Exists' },
-              { key: LABELS.groupKey, operator: 'NotIn', values: [groupServiceName(bd, group)] },
-            ],
-          },
-          topologyKey,
-        },
-      ],
-    };
+    antiAffinity.push({
+      labelSelector: {
+        matchExpressions: [
+          { key: LABELS.groupKey, operator: 'Exists' },
+          { key: LABELS.groupKey, operator: 'NotIn', values: [groupServiceName(bd, group)] },
+        ],
+      },
+      topologyKey,
+    });
   }
-  return affinity;
+  const affinity: V1Affinity = {};
+  if (domain !== undefined) {
+    affinity.nodeAffinity = { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: topologyKey, operator: 'In', values: [domain] }] }] } };
+  }
+  if (multiPod) affinity.podAffinity = { requiredDuringSchedulingIgnoredDuringExecution: [{ ...incarnation, topologyKey }] };
+  if (antiAffinity.length > 0) affinity.podAntiAffinity = { requiredDuringSchedulingIgnoredDuringExecution: antiAffinity };
+  return Object.keys(affinity).length > 0 ? affinity : undefined;
 }
 
-function workerContainer(spec: BloomDeploymentSpec, params: RankPodParams, mounts: V1VolumeMount[]): V1Container {
+function workerContainer(spec: BloomDeploymentSpec, params: GroupPodParams, mounts: V1VolumeMount[]): V1Container {
   const worker = spec.worker;
   const container: V1Container = {
     name: WORKER_CONTAINER,
     image: worker.image,
-    env: rankEnv(params),
-    ports: rankPorts(spec, params.rank),
-    resources: rankResources(worker),
+    env: groupPodEnv(params),
+    ports: podPorts(spec, params.pod),
+    resources: podResources(spec),
     volumeMounts: mounts,
-    ...rankProbes(spec),
+    ...podProbes(spec),
   };
   if (worker.imagePullPolicy) container.imagePullPolicy = worker.imagePullPolicy;
   if (worker.command) container.command = [...worker.command];
@@ -132,32 +136,38 @@ function workerContainer(spec: BloomDeploymentSpec, params: RankPodParams, mount
   return container;
 }
 
-/** The desired pod of one rank of one incarnation (epoch) of one group. Pure and deterministic. */
-export function desiredRankPod(params: RankPodParams): V1Pod {
+/** Whether the pods of a group are created gated (gang admission): only a multi-pod group needs it. */
+export function isGangGated(spec: BloomDeploymentSpec): boolean {
+  return groupShape(spec).pods > 1 && spec.gang.policy === 'SchedulingGates';
+}
+
+/** The desired pod `params.pod` of one incarnation (epoch) of one group. Pure and deterministic. */
+export function desiredGroupPod(params: GroupPodParams): V1Pod {
   const bd: BloomDeployment = withDefaults(params.bd);
   const { spec } = bd;
   const name = bd.metadata.name ?? '';
-  const { group, rank, epoch, revision } = params;
+  const { group, epoch, revision } = params;
   const { volumes: podVolumes, mounts } = volumes(spec);
   const placement = spec.placement;
+  const affinity = podAffinity(spec, name, group, epoch, params.domain);
   const pod: V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      name: rankPodName(name, group, rank, epoch),
+      name: groupPodName(name, group, params.pod, epoch),
       namespace: bd.metadata.namespace,
-      labels: { ...rankPodLabels(name, group, rank, epoch, revision), ...(params.domain === undefined ? {} : { [LABELS.domain]: params.domain }) },
-      annotations: { [ANNOTATIONS.tensorParallelSize]: String(spec.tensorParallelSize) },
+      labels: { ...groupPodLabels(name, group, params.pod, epoch, revision), ...(params.domain === undefined ? {} : { [LABELS.domain]: params.domain }) },
+      annotations: { [ANNOTATIONS.tensorParallelSize]: String(spec.tensorParallelSize), [ANNOTATIONS.gpusPerPod]: String(spec.gpusPerPod) },
       ownerReferences: [controllerOwnerReference(bd)],
     },
     spec: {
-      hostname: rankHostname(name, group, rank),
+      hostname: podHostname(name, group, params.pod),
       subdomain: groupServiceName(name, group),
       restartPolicy: 'Never',
       enableServiceLinks: false,
       terminationGracePeriodSeconds: spec.worker.terminationGracePeriodSeconds,
-      schedulingGates: spec.gang.policy === 'SchedulingGates' ? [{ name: GANG_SCHEDULING_GATE }] : [],
-      affinity: rankAffinity(spec, name, group, epoch, params.domain),
+      schedulingGates: isGangGated(spec) ? [{ name: GANG_SCHEDULING_GATE }] : [],
+      ...(affinity === undefined ? {} : { affinity }),
       containers: [workerContainer(spec, { ...params, bd }, mounts)],
       volumes: podVolumes,
     },
@@ -172,8 +182,8 @@ export function desiredRankPod(params: RankPodParams): V1Pod {
   return pod;
 }
 
-/** The desired pods of every rank (0..tensorParallelSize-1) of one incarnation of a group. */
-export function desiredGroupPods(params: Omit<RankPodParams, 'rank'>): V1Pod[] {
-  const tensorParallelSize = withDefaults(params.bd).spec.tensorParallelSize;
-  return Array.from({ length: tensorParallelSize }, (_, rank) => desiredRankPod({ ...params, rank }));
+/** The desired pods (0..pods-1) of one incarnation of a group. */
+export function desiredGroupPods(params: Omit<GroupPodParams, 'pod'>): V1Pod[] {
+  const { pods } = groupShape(withDefaults(params.bd).spec);
+  return Array.from({ length: pods }, (_, pod) => desiredGroupPod({ ...params, pod }));
 }

@@ -1,19 +1,19 @@
 import type { V1ResourceRequirements } from '@kubernetes/client-node';
-import { DEFAULTS } from '../api/defaults-table.js';
-import type { Quantity, WorkerSpec } from '../api/types.js';
+import type { BloomDeploymentSpec, Quantity } from '../api/types.js';
 
 function quantities(map: Record<string, Quantity> | undefined): Record<string, string> {
   return Object.fromEntries(Object.entries(map ?? {}).map(([name, value]) => [name, String(value)]));
 }
 
 /**
- * Resources of a rank's worker container: the user's, plus limits[gpuResourceName] = 1 unless the
- * user set that GPU resource (in limits, or in requests only: extended resources need limits).
+ * Resources of a pod's worker container (all its ranks): the user's, with limits[gpuResourceName] =
+ * gpusPerPod (admission refuses a GPU count in spec.worker.resources that differs from it).
  */
-export function rankResources(worker: WorkerSpec): V1ResourceRequirements {
+export function podResources(spec: Pick<BloomDeploymentSpec, 'worker' | 'gpusPerPod'>): V1ResourceRequirements {
+  const { worker } = spec;
   const limits = quantities(worker.resources?.limits);
   const requests = quantities(worker.resources?.requests);
-  const gpu = worker.gpuResourceName;
-  limits[gpu] ??= requests[gpu] ?? String(DEFAULTS.worker.gpusPerRank);
+  limits[worker.gpuResourceName] = String(spec.gpusPerPod);
+  if (requests[worker.gpuResourceName] !== undefined) requests[worker.gpuResourceName] = String(spec.gpusPerPod);
   return Object.keys(requests).length > 0 ? { limits, requests } : { limits };
 }

@@ -1,5 +1,5 @@
 /**
- * Pod revision: a short stable hash of exactly the spec parts that shape rank pods. Changing
+ * Pod revision: a short stable hash of exactly the spec parts that shape the group's pods. Changing
  * replicas, rollout or failurePolicy does not roll the groups; changing the image does.
  */
 import { createHash } from 'node:crypto';
@@ -7,7 +7,7 @@ import { specWithDefaults } from '../api/defaults.js';
 import type { BloomDeploymentSpec, DeepPartial } from '../api/types.js';
 
 /** Spec fields whose change requires new pods. */
-export const POD_SHAPING_FIELDS = ['tensorParallelSize', 'model', 'worker', 'placement', 'rendezvous', 'gang'] as const;
+export const POD_SHAPING_FIELDS = ['tensorParallelSize', 'gpusPerPod', 'model', 'worker', 'placement', 'rendezvous', 'gang'] as const;
 
 /** JSON with object keys sorted at every level; undefined members dropped. */
 export function canonicalJson(value: unknown): string {

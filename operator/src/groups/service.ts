@@ -8,9 +8,9 @@ import { ownedMetadata } from './owner.js';
 import { PORT_NAMES } from './pod.js';
 
 /**
- * Headless Service of one group: gives every rank the DNS name <hostname>.<service>.<ns>.svc.<domain>
+ * Headless Service of one group: gives every pod the DNS name <hostname>.<service>.<ns>.svc.<domain>
  * (the pods' subdomain), published before the pods are ready so the rendezvous can start.
- * It selects only the current epoch, so MASTER_ADDR never resolves to a terminating rank 0 of an
+ * It selects only the current epoch, so MASTER_ADDR never resolves to a terminating pod 0 of an
  * older incarnation; the epoch annotation records which incarnation the Service belongs to.
  */
 export function desiredGroupService(bd: BloomDeployment, group: number, epoch: number): V1Service {
@@ -36,7 +36,7 @@ export function desiredGroupService(bd: BloomDeployment, group: number, epoch: n
   };
 }
 
-/** ClusterIP Service clients call: endpoints are the Ready rank-0 pods, i.e. the ready groups. */
+/** ClusterIP Service clients call: endpoints are the Ready pods 0 (global rank 0 serves the API). */
 export function desiredClientService(bd: BloomDeployment): V1Service {
   const defaulted = withDefaults(bd);
   const name = defaulted.metadata.name ?? '';

@@ -1,19 +1,20 @@
 /**
  * The pure life of one tensor-parallel group: given its record, its pods and the nodes,
  * decide the writes that move it one step on, and report its status. A group is an
- * all-or-nothing unit: a fault of any rank bumps the epoch and tears every rank down,
+ * all-or-nothing unit: a fault of any pod (any of its ranks) bumps the epoch and tears every pod down,
  * and the new incarnation starts only when no pod of an older epoch is left.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { BloomDeployment, GroupFailure, GroupPhase, GroupStatus } from '../api/types.js';
-import { desiredRankPod } from '../groups/pod.js';
+import { desiredGroupPod } from '../groups/pod.js';
 import { LABELS, groupEpochSelector } from '../groups/labels.js';
 import { groupServiceName, masterAddress } from '../groups/names.js';
+import { groupShape } from '../groups/shape.js';
 import type { Action, EventSpec } from './actions.js';
 import { backoffMs, restartsInWindow } from './backoff.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
 import type { DomainPicker } from './placement.js';
-import { isGated, isReady, isTerminating, notReadySince, podEpoch, podRank, rankFault, unschedulableSince, type NodeViews } from './observe.js';
+import { isGated, isReady, isTerminating, notReadySince, podEpoch, podFault, podIndex, unschedulableSince, type NodeViews } from './observe.js';
 
 export interface GroupPlanInput {
   bd: BloomDeployment;
@@ -47,9 +48,9 @@ export interface GroupPlan {
 
 const ms = (seconds: number) => seconds * 1000;
 
-function failureOf(reason: string, message: string, now: number, rank?: number): GroupFailure {
+function failureOf(reason: string, message: string, now: number, pod?: number): GroupFailure {
   const failure: GroupFailure = { reason, message, time: new Date(now).toISOString() };
-  if (rank !== undefined) failure.rank = rank;
+  if (pod !== undefined) failure.pod = pod;
   return failure;
 }
 
@@ -80,16 +81,16 @@ function podDeletions(pods: readonly V1Pod[], input: GroupPlanInput): { actions:
 function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { failure?: GroupFailure; wakeAt?: number } {
   const { record, now, bd } = input;
   const policy = bd.spec.failurePolicy;
-  const tp = bd.spec.tensorParallelSize;
-  for (const pod of [...current].sort((a, b) => podRank(a) - podRank(b))) {
-    const fault = rankFault(pod, input.nodes);
-    if (fault) return { failure: failureOf(fault.reason, fault.message, now, podRank(pod)) };
+  const { pods } = groupShape(bd.spec);
+  for (const pod of [...current].sort((a, b) => podIndex(a) - podIndex(b))) {
+    const fault = podFault(pod, input.nodes);
+    if (fault) return { failure: failureOf(fault.reason, fault.message, now, podIndex(pod)) };
   }
   const released = current.some((p) => !isGated(p));
-  const ranks = new Set(current.map(podRank));
-  if (released && ranks.size < tp) {
-    const missing = [...Array(tp).keys()].find((r) => !ranks.has(r))!;
-    return { failure: failureOf('RankDeleted', `rank ${missing} of epoch ${record.epoch} disappeared`, now, missing) };
+  const present = new Set(current.map(podIndex));
+  if (released && present.size < pods) {
+    const missing = [...Array(pods).keys()].find((i) => !present.has(i))!;
+    return { failure: failureOf('RankDeleted', `pod ${missing} of epoch ${record.epoch} disappeared`, now, missing) };
   }
   if (current.length === 0) return {};
   if (record.readySince !== undefined) {
@@ -99,7 +100,7 @@ function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { fail
       if (since === undefined) continue;
       const deadline = since + ms(policy.readinessLossSeconds);
       if (now >= deadline) {
-        return { failure: failureOf('ReadinessLost', `pod ${pod.metadata?.name} not ready for ${policy.readinessLossSeconds}s`, now, podRank(pod)) };
+        return { failure: failureOf('ReadinessLost', `pod ${pod.metadata?.name} not ready for ${policy.readinessLossSeconds}s`, now, podIndex(pod)) };
       }
       wakeAt = Math.min(wakeAt ?? Infinity, deadline);
     }
@@ -113,11 +114,11 @@ function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { fail
     // only a fresh placement of the whole group helps.
     const deadline = Math.max(...stuck) + ms(policy.placementTimeoutSeconds);
     if (now >= deadline) {
-      return { failure: failureOf('PlacementStalled', `${stuck.length} rank(s) unschedulable in the topology domain of the ${bound.length} bound rank(s) for ${policy.placementTimeoutSeconds}s`, now) };
+      return { failure: failureOf('PlacementStalled', `${stuck.length} pod(s) unschedulable in the topology domain of the ${bound.length} bound pod(s) for ${policy.placementTimeoutSeconds}s`, now) };
     }
     return { wakeAt: deadline };
   }
-  const scheduled = released && current.length === tp && bound.length === tp;
+  const scheduled = released && current.length === pods && bound.length === pods;
   if (!scheduled) return {};
   const deadline = record.epochStarted + ms(policy.startupTimeoutSeconds);
   if (now >= deadline) {
@@ -129,7 +130,7 @@ function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { fail
 export function planGroup(input: GroupPlanInput): GroupPlan {
   const { bd, now } = input;
   const policy = bd.spec.failurePolicy;
-  const tp = bd.spec.tensorParallelSize;
+  const shape = groupShape(bd.spec);
   const name = bd.metadata.name ?? '';
   const actions: Action[] = [];
   const events: EventSpec[] = [];
@@ -170,14 +171,16 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
 
   const finish = (phase: GroupPhase, extra: { ready?: boolean; message?: string } = {}): GroupPlan => {
     const onCordoned = current.some((p) => p.spec?.nodeName && input.nodes?.get(p.spec.nodeName)?.unschedulable);
+    const readyPods = current.filter(isReady).length;
     const status: GroupStatus = {
       index: record.index,
       phase,
       epoch: record.epoch,
       revision: record.revision,
-      readyRanks: current.filter(isReady).length,
+      readyPods,
+      readyRanks: readyPods * shape.gpusPerPod,
       restarts: record.restarts,
-      leaderAddress: masterAddress(name, record.index, bd.metadata.namespace ?? 'default', input.clusterDomain),
+      leaderAddress: masterAddress(name, record.index, bd.metadata.namespace ?? 'default', input.clusterDomain, shape.pods),
     };
     const recent = restartsInWindow(record.restartTimes, policy, now);
     if (recent.length) status.recentRestartTimes = recent.map((t) => new Date(t).toISOString());
@@ -251,14 +254,14 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
   }
   if (stale.length > 0) return finish('Restarting', { message: `waiting for ${stale.length} pod(s) of an older epoch to terminate` });
 
-  const ranks = new Set(current.map(podRank));
-  if (ranks.size < tp) {
+  const present = new Set(current.map(podIndex));
+  if (present.size < shape.pods) {
     if (!upToDateRevision) return { ...finish('Pending'), upToDate: false };
-    // Ranks of one incarnation share its domain: a missing rank joins the existing ones; a fresh incarnation gets one.
+    // Pods of one incarnation share its domain: a missing pod joins the existing ones; a fresh incarnation gets one.
     const domain = current.length > 0 ? current[0]!.metadata?.labels?.[LABELS.domain] : input.picker.pick(groupServiceName(name, record.index));
-    for (let rank = 0; rank < tp; rank++) {
-      if (ranks.has(rank)) continue;
-      const pod = desiredRankPod({ bd, group: record.index, rank, epoch: record.epoch, revision: record.revision, clusterDomain: input.clusterDomain, ...(domain === undefined ? {} : { domain }) });
+    for (let index = 0; index < shape.pods; index++) {
+      if (present.has(index)) continue;
+      const pod = desiredGroupPod({ bd, group: record.index, pod: index, epoch: record.epoch, revision: record.revision, clusterDomain: input.clusterDomain, ...(domain === undefined ? {} : { domain }) });
       actions.push({ kind: 'createPod', pod });
     }
     return finish('Pending');
@@ -272,7 +275,7 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
   if (ready) {
     if (record.readySince === undefined) {
       writeRecord({ ...record, readySince: now });
-      events.push({ type: 'Normal', reason: 'GroupReady', message: `group ${record.index} epoch ${record.epoch}: all ${tp} ranks ready` });
+      events.push({ type: 'Normal', reason: 'GroupReady', message: `group ${record.index} epoch ${record.epoch}: all ${shape.pods} pod(s), ${shape.ranks} ranks, ready` });
     }
     return finish('Ready', { ready: true });
   }

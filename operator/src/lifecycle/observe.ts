@@ -1,7 +1,7 @@
-/** Pure reading of observed pods and nodes: what each rank pod tells about its group's health. */
+/** Pure reading of observed pods and nodes: what each pod tells about its group's health. */
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { GANG_SCHEDULING_GATE } from '../groups/pod.js';
-import { LABELS } from '../groups/labels.js';
+import { podIdentity } from '../groups/labels.js';
 
 export interface NodeView {
   ready: boolean;
@@ -25,9 +25,12 @@ export function nodeView(node: V1Node): NodeView {
   };
 }
 
-export const podGroup = (pod: V1Pod) => Number(pod.metadata?.labels?.[LABELS.group]);
-export const podRank = (pod: V1Pod) => Number(pod.metadata?.labels?.[LABELS.rank]);
-export const podEpoch = (pod: V1Pod) => Number(pod.metadata?.labels?.[LABELS.epoch]);
+const identity = (pod: V1Pod) => podIdentity(pod.metadata?.labels);
+/** Group of a pod; NaN for a pod whose labels are not ours. */
+export const podGroup = (pod: V1Pod) => identity(pod)?.group ?? Number.NaN;
+/** Index of a pod in its group (NODE_RANK). */
+export const podIndex = (pod: V1Pod) => identity(pod)?.pod ?? Number.NaN;
+export const podEpoch = (pod: V1Pod) => identity(pod)?.epoch ?? Number.NaN;
 export const isGated = (pod: V1Pod) => (pod.spec?.schedulingGates ?? []).some((g) => g.name === GANG_SCHEDULING_GATE);
 export const isTerminating = (pod: V1Pod) => pod.metadata?.deletionTimestamp !== undefined && pod.metadata?.deletionTimestamp !== null;
 
@@ -42,8 +45,8 @@ export function notReadySince(pod: V1Pod): number | undefined {
   return ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : 0;
 }
 
-/** Why a rank pod can no longer be part of its group, or undefined if it still can. */
-export function rankFault(pod: V1Pod, nodes: NodeViews | undefined): { reason: string; message: string } | undefined {
+/** Why a pod can no longer be part of its group, or undefined if it still can. */
+export function podFault(pod: V1Pod, nodes: NodeViews | undefined): { reason: string; message: string } | undefined {
   const name = pod.metadata?.name ?? '';
   if (isTerminating(pod)) return { reason: 'RankDeleted', message: `pod ${name} is being deleted or was evicted` };
   const phase = pod.status?.phase;

@@ -8,11 +8,12 @@ import type { V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client
 import { API_GROUP } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus, GroupStatus } from '../api/types.js';
 import { desiredClientService, desiredGroupService } from '../groups/service.js';
-import { desiredRankPod } from '../groups/pod.js';
+import { desiredGroupPods } from '../groups/pod.js';
 import { desiredGroupPdb } from '../groups/pdb.js';
 import { LABELS } from '../groups/labels.js';
 import { clientServiceName, groupServiceName, masterAddress } from '../groups/names.js';
 import { podRevision } from '../groups/revision.js';
+import { groupShape } from '../groups/shape.js';
 import type { Action, EventSpec } from './actions.js';
 import { readRecord, recordAnnotations, type GroupRecord } from './group-record.js';
 import { planGroup, type GroupPlan } from './group-plan.js';
@@ -28,7 +29,7 @@ export interface DeploymentObservation {
   bd: BloomDeployment;
   services: readonly V1Service[];
   pods: readonly V1Pod[];
-  /** Every rank pod the operator sees (all deployments): what occupies the GPUs of each domain. */
+  /** Every group pod the operator sees (all deployments): what occupies the GPUs of each domain. */
   placementPods?: readonly V1Pod[];
   /** The deployment's PodDisruptionBudgets; undefined when the operator may not manage them. */
   pdbs: readonly V1PodDisruptionBudget[] | undefined;
@@ -60,12 +61,13 @@ function newGroup(bd: BloomDeployment, index: number, revision: string, now: num
   const service = desiredGroupService(bd, index, record.epoch);
   const annotations = Object.fromEntries(Object.entries(recordAnnotations(record)).filter((e): e is [string, string] => e[1] !== null));
   service.metadata!.annotations = { ...service.metadata!.annotations, ...annotations };
-  const pods = Array.from({ length: bd.spec.tensorParallelSize }, (_, rank) =>
-    ({ kind: 'createPod', pod: desiredRankPod({ bd, group: index, rank, epoch: record.epoch, revision, clusterDomain, ...(domain === undefined ? {} : { domain }) }) }) as Action);
+  const pods = desiredGroupPods({ bd, group: index, epoch: record.epoch, revision, clusterDomain, ...(domain === undefined ? {} : { domain }) })
+    .map((pod): Action => ({ kind: 'createPod', pod }));
   const name = bd.metadata.name ?? '';
+  const leaderAddress = masterAddress(name, index, bd.metadata.namespace ?? 'default', clusterDomain, groupShape(bd.spec).pods);
   return {
     actions: [{ kind: 'createService', service }, ...pods],
-    status: { index, phase: 'Pending', epoch: 1, revision, readyRanks: 0, restarts: 0, leaderAddress: masterAddress(name, index, bd.metadata.namespace ?? 'default', clusterDomain) },
+    status: { index, phase: 'Pending', epoch: 1, revision, readyPods: 0, readyRanks: 0, restarts: 0, leaderAddress },
   };
 }
 
@@ -141,7 +143,8 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (pdbNames) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
     statuses.push(group.status);
     upToDate.add(index);
-    events.push({ type: 'Normal', reason: 'GroupCreated', message: `creating group ${index} at revision ${revision} (${bd.spec.tensorParallelSize} ranks)` });
+    const shape = groupShape(bd.spec);
+    events.push({ type: 'Normal', reason: 'GroupCreated', message: `creating group ${index} at revision ${revision} (${shape.pods} pod(s) x ${shape.gpusPerPod} GPUs, ${shape.ranks} ranks)` });
   }
 
   const status = computeStatus({ bd, groups: statuses, upToDate, revision, now });

@@ -2,6 +2,7 @@
 import type { BloomDeployment, BloomDeploymentStatus, Condition, DeploymentPhase, GroupStatus } from '../api/types.js';
 import { CONDITION_TYPES } from '../api/types.js';
 import { leaderSelectorString } from '../groups/labels.js';
+import { groupShape } from '../groups/shape.js';
 
 export interface StatusInput {
   bd: BloomDeployment;
@@ -70,6 +71,8 @@ export function computeStatus({ bd, groups, upToDate, revision, now }: StatusInp
     currentRevision: complete ? revision : outdatedRevisions.length > 0 ? mostCommon(outdatedRevisions) : previous?.currentRevision ?? revision,
     updateRevision: revision,
     selector: leaderSelectorString(bd.metadata.name ?? ''),
+    podsPerGroup: groupShape(bd.spec).pods,
+    gpusPerPod: bd.spec.gpusPerPod,
     phase,
     conditions,
     groups: sorted,
