@@ -130,47 +130,41 @@ def free_port() -> int:
 
 
 def serve(shards: Path, tp: int, logdir: Path) -> tuple[list[subprocess.Popen], str, list[int]]:
-    master, http = free_port(), free_port()
-    procs, health = [], []
-    for r in range(tp):
-        hp = free_port()
-        health.append(hp)
-        env = dict(
-            os.environ,
-            RANK=str(r),
-            WORLD_SIZE=str(tp),
-            LOCAL_RANK="0",
-            LOCAL_WORLD_SIZE="1",
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(master),
-            BLOOM_DEPLOYMENT="bench",
-            BLOOM_MODEL_DIR=str(shards),
-            BLOOM_TENSOR_PARALLEL_SIZE=str(tp),
-            BLOOM_GROUP="0",
-            BLOOM_EPOCH="1",
-            BLOOM_HTTP_PORT=str(http),
-            BLOOM_HEALTH_PORT=str(hp),
-            BLOOM_RENDEZVOUS_TIMEOUT="120",
-            BLOOM_BIND_ADDRESS="127.0.0.1",
-            OMP_NUM_THREADS="1",
-        )
-        procs.append(
-            subprocess.Popen(
-                [str(BIN / "bloom-worker")], env=env, stdout=open(logdir / f"r{r}.log", "wb"), stderr=subprocess.STDOUT
-            )
-        )
+    """One pod (a bloom-worker launcher) of tp ranks."""
+    master, http, health = free_port(), free_port(), free_port()
+    env = dict(
+        os.environ,
+        WORLD_SIZE=str(tp),
+        NNODES="1",
+        NODE_RANK="0",
+        NPROC_PER_NODE=str(tp),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(master),
+        BLOOM_DEPLOYMENT="bench",
+        BLOOM_MODEL_DIR=str(shards),
+        BLOOM_TENSOR_PARALLEL_SIZE=str(tp),
+        BLOOM_GROUP="0",
+        BLOOM_EPOCH="1",
+        BLOOM_HTTP_PORT=str(http),
+        BLOOM_HEALTH_PORT=str(health),
+        BLOOM_RENDEZVOUS_TIMEOUT="120",
+        BLOOM_BIND_ADDRESS="127.0.0.1",
+        OMP_NUM_THREADS="1",
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "bloom-worker")], env=env, stdout=open(logdir / "pod.log", "wb"), stderr=subprocess.STDOUT
+    )
     deadline = time.time() + 180
-    for hp in health:
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{hp}/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("group not ready")
-            time.sleep(0.2)
-    return procs, f"http://127.0.0.1:{http}", health
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{health}/readyz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError("group not ready")
+        time.sleep(0.2)
+    return [proc], f"http://127.0.0.1:{http}", [health]
 
 
 def bench_tokens(tps: list[int], tokens: int) -> list[dict]:

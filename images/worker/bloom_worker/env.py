@@ -1,7 +1,12 @@
 """The env contract (contract/env.json), read side: the one place the worker names its variables.
 
-The operator writes these variables into every rank pod; the worker is configured by them and
-nothing else. `parse_env` turns them into a typed `WorkerEnv` and names the variable in every error.
+The operator writes the pod-level variables ('torchrun', 'torchrunDefaults', 'bloom') into every pod of
+a group; the pod's launcher sets the 'process' variables in each rank process. `parse_pod_env` and
+`parse_rank_env` turn them into typed values and name the variable in every error.
+
+The PET_* mirrors exist for torchrun, which reads them as the defaults of its flags. The worker does not
+need them, but when one is set it must agree with the variable it mirrors: a pod whose torchrun would
+join another group than bloom-worker is refused.
 """
 
 from __future__ import annotations
@@ -10,16 +15,26 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-# torchrun / DeepSpeed names (any engine that follows that convention can run in the pods)
-RANK = "RANK"
+# pod level, torchrun's names (contract 'torchrun')
 WORLD_SIZE = "WORLD_SIZE"
-LOCAL_RANK = "LOCAL_RANK"
-LOCAL_WORLD_SIZE = "LOCAL_WORLD_SIZE"
+NNODES = "NNODES"
+NODE_RANK = "NODE_RANK"
+NPROC_PER_NODE = "NPROC_PER_NODE"
 MASTER_ADDR = "MASTER_ADDR"
 MASTER_PORT = "MASTER_PORT"
-TORCHRUN_NAMES = (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT)
+TORCHRUN_NAMES = (WORLD_SIZE, NNODES, NODE_RANK, NPROC_PER_NODE, MASTER_ADDR, MASTER_PORT)
 
-# the project's own names
+# torchrun's flag defaults (contract 'torchrunDefaults'): PET_<name> mirrors <name>
+PET_PREFIX = "PET_"
+TORCHRUN_DEFAULT_NAMES = tuple(PET_PREFIX + n for n in (NNODES, NODE_RANK, NPROC_PER_NODE, MASTER_ADDR, MASTER_PORT))
+
+# per rank process, set by the launcher (contract 'process')
+RANK = "RANK"
+LOCAL_RANK = "LOCAL_RANK"
+LOCAL_WORLD_SIZE = "LOCAL_WORLD_SIZE"
+PROCESS_NAMES = (RANK, LOCAL_RANK, LOCAL_WORLD_SIZE)
+
+# the project's own names (contract 'bloom')
 BLOOM_DEPLOYMENT = "BLOOM_DEPLOYMENT"
 BLOOM_MODEL_DIR = "BLOOM_MODEL_DIR"
 BLOOM_TENSOR_PARALLEL_SIZE = "BLOOM_TENSOR_PARALLEL_SIZE"
@@ -44,19 +59,26 @@ BLOOM_BIND_ADDRESS = "BLOOM_BIND_ADDRESS"
 NCCL_PREFIX = "NCCL_"
 OPTIONAL_NAMES = (BLOOM_BIND_ADDRESS, NCCL_PREFIX + "*")
 
+# what the operator must write into every pod
 REQUIRED_NAMES = TORCHRUN_NAMES + BLOOM_NAMES
+
+# internal, not in the contract: bloom-worker's launcher passes each of its ranks the write end of a
+# pipe on which the rank reports its state (BLOOM_ is the project's prefix, users do not set it)
+BLOOM_REPORT_FD = "BLOOM_REPORT_FD"
+# torchrun's own: its agent already serves the store on MASTER_PORT, so rank 0 must not
+TORCHELASTIC_USE_AGENT_STORE = "TORCHELASTIC_USE_AGENT_STORE"
 
 
 class EnvError(ValueError):
-    """A missing or malformed contract variable; the message names it."""
+    """A missing, malformed or inconsistent contract variable; the message names it."""
 
 
 @dataclass(frozen=True)
-class WorkerEnv:
-    rank: int
+class PodEnv:
     world_size: int
-    local_rank: int
-    local_world_size: int
+    nnodes: int
+    node_rank: int
+    nproc_per_node: int
     master_addr: str
     master_port: int
     deployment: str
@@ -69,6 +91,23 @@ class WorkerEnv:
     rendezvous_timeout: float
     bind_address: str = "0.0.0.0"
     nccl: dict[str, str] = field(default_factory=dict)
+
+    def rank_of(self, local_rank: int) -> int:
+        return self.node_rank * self.nproc_per_node + local_rank
+
+
+@dataclass(frozen=True)
+class RankEnv:
+    pod: PodEnv
+    rank: int
+    local_rank: int
+    local_world_size: int
+    report_fd: int | None = None  # set when bloom-worker's launcher started this process
+    agent_store: bool = False  # torchrun's agent serves the rendezvous store
+
+    @property
+    def world_size(self) -> int:
+        return self.pod.world_size
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -94,27 +133,45 @@ def _port(env: Mapping[str, str], name: str) -> int:
     return _int(env, name, 1, 65535)
 
 
-def parse_env(env: Mapping[str, str] | None = None) -> WorkerEnv:
+def _timeout(env: Mapping[str, str]) -> float:
+    raw = _get(env, BLOOM_RENDEZVOUS_TIMEOUT)
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise EnvError(f"{BLOOM_RENDEZVOUS_TIMEOUT}={raw!r} is not a number of seconds") from None
+    if not timeout > 0:
+        raise EnvError(f"{BLOOM_RENDEZVOUS_TIMEOUT}={raw} must be > 0 seconds")
+    return timeout
+
+
+def is_rank_process(env: Mapping[str, str] | None = None) -> bool:
+    """A launcher (ours or torchrun) set the per-process variables: run one rank, not a launcher."""
+    env = os.environ if env is None else env
+    return RANK in env or LOCAL_RANK in env
+
+
+def parse_pod_env(env: Mapping[str, str] | None = None) -> PodEnv:
     env = os.environ if env is None else env
     world = _int(env, WORLD_SIZE, 1)
-    rank = _int(env, RANK, 0)
-    if rank >= world:
-        raise EnvError(f"{RANK}={rank} must be < {WORLD_SIZE}={world}")
+    nnodes = _int(env, NNODES, 1)
+    nproc = _int(env, NPROC_PER_NODE, 1)
+    if world != nnodes * nproc:
+        raise EnvError(f"{WORLD_SIZE}={world} differs from {NNODES}={nnodes} * {NPROC_PER_NODE}={nproc}")
+    node_rank = _int(env, NODE_RANK, 0)
+    if node_rank >= nnodes:
+        raise EnvError(f"{NODE_RANK}={node_rank} must be < {NNODES}={nnodes}")
     tp = _int(env, BLOOM_TENSOR_PARALLEL_SIZE, 1)
     if tp != world:
         raise EnvError(f"{BLOOM_TENSOR_PARALLEL_SIZE}={tp} differs from {WORLD_SIZE}={world}")
-    raw_timeout = _get(env, BLOOM_RENDEZVOUS_TIMEOUT)
-    try:
-        timeout = float(raw_timeout)
-    except ValueError:
-        raise EnvError(f"{BLOOM_RENDEZVOUS_TIMEOUT}={raw_timeout!r} is not a number of seconds") from None
-    if not timeout > 0:
-        raise EnvError(f"{BLOOM_RENDEZVOUS_TIMEOUT}={raw_timeout} must be > 0 seconds")
-    return WorkerEnv(
-        rank=rank,
+    for pet in TORCHRUN_DEFAULT_NAMES:
+        mirrored = pet.removeprefix(PET_PREFIX)
+        if pet in env and env[pet].strip() != env[mirrored].strip():
+            raise EnvError(f"{pet}={env[pet]!r} differs from {mirrored}={env[mirrored]!r}")
+    return PodEnv(
         world_size=world,
-        local_rank=_int(env, LOCAL_RANK, 0),
-        local_world_size=_int(env, LOCAL_WORLD_SIZE, 1),
+        nnodes=nnodes,
+        node_rank=node_rank,
+        nproc_per_node=nproc,
         master_addr=_get(env, MASTER_ADDR),
         master_port=_port(env, MASTER_PORT),
         deployment=_get(env, BLOOM_DEPLOYMENT),
@@ -124,7 +181,32 @@ def parse_env(env: Mapping[str, str] | None = None) -> WorkerEnv:
         epoch=_get(env, BLOOM_EPOCH),
         http_port=_port(env, BLOOM_HTTP_PORT),
         health_port=_port(env, BLOOM_HEALTH_PORT),
-        rendezvous_timeout=timeout,
+        rendezvous_timeout=_timeout(env),
         bind_address=(env.get(BLOOM_BIND_ADDRESS) or "0.0.0.0").strip(),
         nccl={k: v for k, v in env.items() if k.startswith(NCCL_PREFIX)},
+    )
+
+
+def parse_rank_env(env: Mapping[str, str] | None = None) -> RankEnv:
+    env = os.environ if env is None else env
+    pod = parse_pod_env(env)
+    local_rank = _int(env, LOCAL_RANK, 0)
+    if local_rank >= pod.nproc_per_node:
+        raise EnvError(f"{LOCAL_RANK}={local_rank} must be < {NPROC_PER_NODE}={pod.nproc_per_node}")
+    local_world = _int(env, LOCAL_WORLD_SIZE, 1)
+    if local_world != pod.nproc_per_node:
+        raise EnvError(f"{LOCAL_WORLD_SIZE}={local_world} differs from {NPROC_PER_NODE}={pod.nproc_per_node}")
+    rank = _int(env, RANK, 0)
+    if rank != pod.rank_of(local_rank):
+        raise EnvError(
+            f"{RANK}={rank} differs from {NODE_RANK}={pod.node_rank} * {NPROC_PER_NODE}={pod.nproc_per_node}"
+            f" + {LOCAL_RANK}={local_rank}"
+        )
+    return RankEnv(
+        pod=pod,
+        rank=rank,
+        local_rank=local_rank,
+        local_world_size=local_world,
+        report_fd=_int(env, BLOOM_REPORT_FD, 0) if env.get(BLOOM_REPORT_FD) else None,
+        agent_store=env.get(TORCHELASTIC_USE_AGENT_STORE, "").strip().lower() == "true",
     )

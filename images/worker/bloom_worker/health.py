@@ -1,19 +1,27 @@
-"""Every rank's health server: /healthz (live), /readyz (shard loaded and communicator up), /metrics."""
+"""A pod's health server on BLOOM_HEALTH_PORT: /healthz (live), /readyz (every local rank ready), /metrics.
+
+It serves a `RankView` of each of the pod's local ranks: bloom-worker's launcher keeps them from its
+ranks' reports (report.py); a rank started by another launcher (torchrun) serves its own view alone.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .metrics import Metrics
+from .metrics import Metrics, Sample, render
 
 
 class State:
-    """What the probes report. `phase` walks: starting, loading, rendezvous, ready (or failed)."""
+    """A rank's own state. `phase` walks: starting, loading, rendezvous, ready (or failed)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.changed = threading.Event()
         self.phase = "starting"
         self.shard_loaded = False
         self.communicator_up = False
@@ -23,6 +31,7 @@ class State:
         with self.lock:
             for k, v in kw.items():
                 setattr(self, k, v)
+        self.changed.set()
 
     @property
     def ready(self) -> bool:
@@ -38,12 +47,52 @@ class State:
             }
 
 
+@dataclass
+class RankView:
+    rank: int
+    local_rank: int
+    pid: int | None = None
+    state: dict[str, object] = field(default_factory=lambda: State().snapshot())
+    samples: list[Sample] = field(default_factory=list)
+    last_report: float | None = None  # monotonic
+    exit_code: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        s = self.state
+        return bool(s["shard_loaded"] and s["communicator_up"] and s["error"] is None and self.exit_code is None)
+
+    def report_age(self) -> float | None:
+        return None if self.last_report is None else time.monotonic() - self.last_report
+
+    def update(self, message: dict) -> None:
+        self.state = message["state"]
+        self.samples = [(str(n), dict(labels), float(v)) for n, labels, v in message["samples"]]
+        self.last_report = time.monotonic()
+
+
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
 
-def start_health_server(bind: str, port: int, state: State, metrics: Metrics, identity: dict[str, str]) -> QuietServer:
+def pod_samples(views: Sequence[RankView], metrics: Metrics) -> list[Sample]:
+    """The pod's own series, then every rank's, each labelled with its rank."""
+    out = metrics.samples()
+    out.append(("bloom_pod_ready", {}, 1.0 if all(v.ready for v in views) else 0.0))
+    for v in views:
+        rank = {"rank": str(v.rank)}
+        out.append(("bloom_worker_ready", rank, 1.0 if v.ready else 0.0))
+        age = v.report_age()
+        if age is not None:
+            out.append(("bloom_worker_report_age_seconds", rank, age))
+        out.extend((name, {**labels, **rank}, value) for name, labels, value in v.samples)
+    return out
+
+
+def start_health_server(
+    bind: str, port: int, views: Callable[[], Sequence[RankView]], metrics: Metrics, identity: dict[str, str]
+) -> QuietServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -57,21 +106,34 @@ def start_health_server(bind: str, port: int, state: State, metrics: Metrics, id
             self.end_headers()
             self.wfile.write(body)
 
+        def _json(self, code: int, obj: object) -> None:
+            self._send(code, json.dumps(obj).encode(), "application/json")
+
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
+            ranks = views()
             if path == "/healthz":
-                self._send(200, json.dumps({"status": "ok", **identity}).encode(), "application/json")
+                live = [
+                    {
+                        "rank": v.rank,
+                        "local_rank": v.local_rank,
+                        "pid": v.pid,
+                        "phase": v.state["phase"],
+                        "exit_code": v.exit_code,
+                        "last_report_age_s": v.report_age(),
+                    }
+                    for v in ranks
+                ]
+                self._json(200, {"status": "ok", **identity, "ranks": live})
             elif path == "/readyz":
-                snap = state.snapshot()
-                ready = state.ready
-                self._send(
-                    200 if ready else 503, json.dumps({"ready": ready, **snap, **identity}).encode(), "application/json"
-                )
+                ready = all(v.ready for v in ranks)
+                per_rank = [{"rank": v.rank, "local_rank": v.local_rank, **v.state} for v in ranks]
+                self._json(200 if ready else 503, {"ready": ready, **identity, "ranks": per_rank})
             elif path == "/metrics":
-                metrics.set("bloom_worker_ready", 1.0 if state.ready else 0.0)
-                self._send(200, metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
+                text = render(pod_samples(ranks, metrics))
+                self._send(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
             else:
-                self._send(404, b'{"error": "not found"}', "application/json")
+                self._json(404, {"error": "not found"})
 
     server = QuietServer((bind, port), Handler)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()

@@ -28,25 +28,27 @@ from .loader import Shard
 
 @dataclass
 class Comm:
-    """The tensor-parallel group; world_size 1 needs no process group."""
+    """The tensor-parallel group: collectives only when a process group exists (a group of one needs
+    none; one built anyway, e.g. to test a backend, is used)."""
 
     rank: int = 0
     world_size: int = 1
+    distributed: bool = False
 
     def all_reduce(self, x: torch.Tensor) -> torch.Tensor:
-        if self.world_size > 1:
+        if self.distributed:
             dist.all_reduce(x)
         return x
 
     def all_gather_last(self, x: torch.Tensor) -> torch.Tensor:
-        if self.world_size == 1:
+        if not self.distributed:
             return x
         parts = [torch.empty_like(x) for _ in range(self.world_size)]
         dist.all_gather(parts, x.contiguous())
         return torch.cat(parts, dim=-1)
 
     def broadcast(self, x: torch.Tensor, src: int = 0) -> torch.Tensor:
-        if self.world_size > 1:
+        if self.distributed:
             dist.broadcast(x, src)
         return x
 

@@ -1,11 +1,14 @@
 """Rendezvous of one tensor-parallel group, with a deadline and an epoch check.
 
-1. wait until MASTER_ADDR resolves (a headless Service publishes rank 0's name only once its pod exists);
-2. rank 0 serves a TCPStore on (BLOOM_BIND_ADDRESS, MASTER_PORT); the others wait for the port to open;
+1. wait until MASTER_ADDR resolves (a headless Service publishes pod 0's name only once it exists); a
+   loopback MASTER_ADDR (a single-pod group) needs no wait;
+2. rank 0 serves a TCPStore on MASTER_PORT, bound to MASTER_ADDR when that is a loopback address (the
+   store stays inside the pod), else to BLOOM_BIND_ADDRESS; the others wait for the port to open. Under
+   torchrun its agent already serves that store and rank 0 joins it like the others;
 3. rank 0 publishes its BLOOM_EPOCH and WORLD_SIZE; every other rank compares them with its own and
    refuses to join a group of another epoch (a stale rank never joins a recreated group);
 4. every rank registers under its epoch; rank 0 waits for all of them;
-5. init_process_group over a store prefixed by the epoch (gloo on CPU, nccl on CUDA).
+5. init_process_group over a store prefixed by the epoch, with the backend of `backend_for`.
 
 Every failure is a RendezvousError whose message says what did not happen within the deadline.
 """
@@ -13,13 +16,15 @@ Every failure is a RendezvousError whose message says what did not happen within
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import logging
 import socket
 import time
 
+import torch
 import torch.distributed as dist
 
-from .env import WorkerEnv
+from .env import RankEnv
 
 log = logging.getLogger("bloom_worker.rendezvous")
 
@@ -64,65 +69,109 @@ def wait_port(ip: str, port: int, host: str, deadline: float) -> None:
         time.sleep(0.2)
 
 
-def rendezvous(env: WorkerEnv, deadline: float, backend: str) -> dist.TCPStore | None:
-    if env.world_size == 1:
-        return None
-    ip = resolve(env.master_addr, env.master_port, deadline)
-    td = lambda: datetime.timedelta(seconds=max(1.0, _left(deadline)))  # noqa: E731
-    if env.rank == 0:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((env.bind_address, env.master_port))
-        except OSError as e:
-            raise RendezvousError(f"rank 0 cannot listen on {env.bind_address}:{env.master_port}: {e}") from None
-        sock.listen(128)
-        store = dist.TCPStore(
-            env.master_addr, env.master_port, None, True, td(), wait_for_workers=False, master_listen_fd=sock.fileno()
-        )
-        _LISTENERS.append(sock)  # the store serves on this fd: keep the socket object alive
-        store.set("bloom/epoch", env.epoch)
-        store.set("bloom/world_size", str(env.world_size))
-        keys = [f"bloom/{env.epoch}/joined/{r}" for r in range(1, env.world_size)]
-        while True:
-            missing = [r for r, k in zip(range(1, env.world_size), keys, strict=False) if not store.check([k])]
-            if not missing:
-                break
-            if _left(deadline) <= 0:
-                raise RendezvousError(
-                    f"ranks {missing} of epoch {env.epoch} did not join before the rendezvous deadline "
-                    f"({env.rendezvous_timeout:g}s)"
-                )
-            time.sleep(0.1)
-    else:
-        wait_port(ip, env.master_port, env.master_addr, deadline)
-        try:
-            store = dist.TCPStore(ip, env.master_port, None, False, td())
-            store.wait(["bloom/epoch", "bloom/world_size"], td())
-        except RuntimeError as e:
-            raise RendezvousError(
-                f"rank 0's store at {env.master_addr}:{env.master_port} did not answer: {e}"
-            ) from None
-        theirs = store.get("bloom/epoch").decode()
-        if theirs != env.epoch:
-            raise RendezvousError(
-                f"epoch mismatch: this rank has BLOOM_EPOCH={env.epoch} but rank 0 at {env.master_addr} "
-                f"has BLOOM_EPOCH={theirs}; refusing to join another incarnation of the group"
-            )
-        ws = int(store.get("bloom/world_size").decode())
-        if ws != env.world_size:
-            raise RendezvousError(f"world size mismatch: this rank has WORLD_SIZE={env.world_size}, rank 0 has {ws}")
-        store.set(f"bloom/{env.epoch}/joined/{env.rank}", "1")
-    prefixed = dist.PrefixStore(f"bloom/{env.epoch}/pg", store)
+def backend_for(device: torch.device, device_backend: str = "nccl") -> str:
+    """Tensors of the model travel on the device's backend; the engine's control messages (headers,
+    heartbeats, ids, tokens) are CPU tensors and need a CPU backend beside it."""
+    return "gloo" if device.type == "cpu" else f"cpu:gloo,{device.type}:{device_backend}"
+
+
+def init_group(store: dist.Store, rank: int, world_size: int, backend: str, timeout: datetime.timedelta) -> None:
     try:
-        dist.init_process_group(
-            backend,
-            store=prefixed,
-            rank=env.rank,
-            world_size=env.world_size,
-            timeout=datetime.timedelta(seconds=max(60.0, env.rendezvous_timeout)),
-        )
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
         dist.barrier()
     except RuntimeError as e:
         raise RendezvousError(f"process group init failed: {e}") from None
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def store_bind_address(env: RankEnv) -> str:
+    """Where rank 0 serves the store: a loopback master (single-pod group) keeps it inside the pod."""
+    return env.pod.master_addr if is_loopback(env.pod.master_addr) else env.pod.bind_address
+
+
+def master_ip(env: RankEnv, deadline: float) -> str:
+    pod = env.pod
+    return pod.master_addr if is_loopback(pod.master_addr) else resolve(pod.master_addr, pod.master_port, deadline)
+
+
+def _serve_store(env: RankEnv, deadline: float) -> dist.TCPStore:
+    pod = env.pod
+    ip = master_ip(env, deadline)  # the store's own client connects there
+    bind = store_bind_address(env)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind, pod.master_port))
+    except OSError as e:
+        raise RendezvousError(f"rank 0 cannot listen on {bind}:{pod.master_port}: {e}") from None
+    sock.listen(128)
+    td = datetime.timedelta(seconds=max(1.0, _left(deadline)))
+    store = dist.TCPStore(ip, pod.master_port, None, True, td, wait_for_workers=False, master_listen_fd=sock.fileno())
+    _LISTENERS.append(sock)  # the store serves on this fd: keep the socket object alive
+    return store
+
+
+def _join_store(env: RankEnv, deadline: float) -> dist.TCPStore:
+    pod = env.pod
+    ip = master_ip(env, deadline)
+    wait_port(ip, pod.master_port, pod.master_addr, deadline)
+    try:
+        return dist.TCPStore(ip, pod.master_port, None, False, datetime.timedelta(seconds=max(1.0, _left(deadline))))
+    except RuntimeError as e:
+        raise RendezvousError(f"rank 0's store at {pod.master_addr}:{pod.master_port} did not answer: {e}") from None
+
+
+def _publish_and_wait(store: dist.TCPStore, env: RankEnv, deadline: float) -> None:
+    pod = env.pod
+    store.set("bloom/epoch", pod.epoch)
+    store.set("bloom/world_size", str(pod.world_size))
+    keys = {r: f"bloom/{pod.epoch}/joined/{r}" for r in range(1, pod.world_size)}
+    while True:
+        missing = [r for r, k in keys.items() if not store.check([k])]
+        if not missing:
+            return
+        if _left(deadline) <= 0:
+            raise RendezvousError(
+                f"ranks {missing} of epoch {pod.epoch} did not join before the rendezvous deadline "
+                f"({pod.rendezvous_timeout:g}s)"
+            )
+        time.sleep(0.1)
+
+
+def _check_and_join(store: dist.TCPStore, env: RankEnv, deadline: float) -> None:
+    pod = env.pod
+    try:
+        store.wait(["bloom/epoch", "bloom/world_size"], datetime.timedelta(seconds=max(1.0, _left(deadline))))
+    except RuntimeError as e:
+        raise RendezvousError(f"rank 0's store at {pod.master_addr}:{pod.master_port} did not answer: {e}") from None
+    theirs = store.get("bloom/epoch").decode()
+    if theirs != pod.epoch:
+        raise RendezvousError(
+            f"epoch mismatch: this rank has BLOOM_EPOCH={pod.epoch} but rank 0 at {pod.master_addr} "
+            f"has BLOOM_EPOCH={theirs}; refusing to join another incarnation of the group"
+        )
+    ws = int(store.get("bloom/world_size").decode())
+    if ws != pod.world_size:
+        raise RendezvousError(f"world size mismatch: this rank has WORLD_SIZE={pod.world_size}, rank 0 has {ws}")
+    store.set(f"bloom/{pod.epoch}/joined/{env.rank}", "1")
+
+
+def rendezvous(env: RankEnv, deadline: float, backend: str) -> dist.TCPStore | None:
+    """Join the group of env's epoch; a group of one needs no process group."""
+    if env.world_size == 1:
+        return None
+    if env.rank == 0:
+        store = _join_store(env, deadline) if env.agent_store else _serve_store(env, deadline)
+        _publish_and_wait(store, env, deadline)
+    else:
+        store = _join_store(env, deadline)
+        _check_and_join(store, env, deadline)
+    timeout = datetime.timedelta(seconds=max(60.0, env.pod.rendezvous_timeout))
+    init_group(dist.PrefixStore(f"bloom/{env.pod.epoch}/pg", store), env.rank, env.world_size, backend, timeout)
     return store

@@ -1,4 +1,7 @@
-"""Bad shards, wrong rank counts, mismatched epochs and unreachable masters fail fast, clearly, non-zero."""
+"""Bad shards, wrong rank counts, mismatched epochs and unreachable masters fail fast, clearly, non-zero.
+
+Here every pod holds one rank (NPROC_PER_NODE=1), so a pod index is also a rank; test_launcher.py covers
+pods of several ranks."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pytest
 import requests
 
 from bloom_worker.loader import ShardError, load_shard
-from worker_helpers import free_port
+from worker_helpers import alive, free_port
 
 
 def copy_shards(src: Path, dst: Path) -> Path:
@@ -57,26 +60,27 @@ def test_corrupt_shard_fails_fast(shards_a: dict[int, Path], tmp_path: Path, spa
     t0 = time.monotonic()
     assert g.wait_exit(1, 30) == 1
     assert time.monotonic() - t0 < 25, "must fail before the rendezvous deadline"
-    out = g.ranks[1].output()
+    out = g.pods[1].output()
     assert "rank-01-of-02.safetensors" in out and "corrupt shard" in out
 
 
 def test_wrong_rank_count_fails_fast(shards_a: dict[int, Path], spawn) -> None:
-    g = spawn(shards_a[2], 4, ranks=[3], timeout=30)
+    g = spawn(shards_a[2], 4, pods=[3], timeout=30)
     assert g.wait_exit(0, 30) == 1
-    assert "shards are for tensor-parallel size 2, but the world size is 4" in g.ranks[0].output()
+    assert "shards are for tensor-parallel size 2, but the world size is 4" in g.pods[0].output()
 
 
 def test_mismatched_epoch_is_refused(shards_a: dict[int, Path], spawn) -> None:
     g = spawn(shards_a[2], 2, timeout=6, overrides={1: {"BLOOM_EPOCH": "4"}}, epoch="5")
     assert g.wait_exit(1, 30) == 1
-    assert "epoch mismatch: this rank has BLOOM_EPOCH=4 but rank 0" in g.ranks[1].output()
-    assert "has BLOOM_EPOCH=5" in g.ranks[1].output()
+    assert "epoch mismatch: this rank has BLOOM_EPOCH=4 but rank 0" in g.pods[1].output()
+    assert "has BLOOM_EPOCH=5" in g.pods[1].output()
     # rank 0 stays live but never ready while it waits, then gives up at the deadline
-    r0 = g.ranks[0]
+    r0 = g.pods[0]
     assert requests.get(r0.url("/healthz"), timeout=5).status_code == 200
     ready = requests.get(r0.url("/readyz"), timeout=5)
-    assert ready.status_code == 503 and ready.json()["phase"] == "rendezvous" and ready.json()["shard_loaded"]
+    [rank0] = ready.json()["ranks"]
+    assert ready.status_code == 503 and rank0["phase"] == "rendezvous" and rank0["shard_loaded"]
     assert requests.post(g.api("/generate"), json={"input_ids": [1], "max_new_tokens": 1}, timeout=5).status_code == 503
     assert g.wait_exit(0, 30) == 1
     assert "ranks [1] of epoch 5 did not join before the rendezvous deadline" in r0.output()
@@ -85,11 +89,11 @@ def test_mismatched_epoch_is_refused(shards_a: dict[int, Path], spawn) -> None:
 @pytest.mark.parametrize("master", ["127.0.0.1", "no-such-master.invalid"])
 def test_unreachable_master_fails_at_the_deadline(master: str, shards_a: dict[int, Path], spawn) -> None:
     port = free_port()
-    g = spawn(shards_a[2], 2, ranks=[1], timeout=3, overrides={1: {"MASTER_ADDR": master, "MASTER_PORT": str(port)}})
+    g = spawn(shards_a[2], 2, pods=[1], timeout=3, overrides={1: {"MASTER_ADDR": master, "MASTER_PORT": str(port)}})
     t0 = time.monotonic()
     assert g.wait_exit(0, 40) == 1
     assert time.monotonic() - t0 < 30
-    out = g.ranks[0].output()
+    out = g.pods[0].output()
     if master == "127.0.0.1":
         assert f"master 127.0.0.1:{port} (127.0.0.1) did not accept connections before the rendezvous deadline" in out
     else:
@@ -97,13 +101,18 @@ def test_unreachable_master_fails_at_the_deadline(master: str, shards_a: dict[in
 
 
 def test_dead_peer_takes_the_group_down(shards_a: dict[int, Path], spawn) -> None:
+    """SIGKILL to pod 1's launcher: its rank dies with it (PR_SET_PDEATHSIG), pod 0's rank fails."""
     g = spawn(shards_a[2], 2).wait_ready(120)
-    g.ranks[1].proc.kill()
+    [orphan] = g.pods[1].rank_pids()
+    g.pods[1].proc.kill()
     assert g.wait_exit(0, 30) == 1
-    assert "tensor-parallel group failed" in g.ranks[0].output()
+    assert "tensor-parallel group failed" in g.pods[0].output()
+    assert not alive(orphan)
 
 
 def test_sigterm_stops_the_group_cleanly(shards_a: dict[int, Path], spawn) -> None:
     g = spawn(shards_a[2], 2).wait_ready(120)
+    pids = [pid for p in g.pods for pid in p.rank_pids()]
     g.stop()
-    assert [r.proc.returncode for r in g.ranks] == [0, 0], [r.output()[-500:] for r in g.ranks]
+    assert [p.proc.returncode for p in g.pods] == [0, 0], [p.output()[-500:] for p in g.pods]
+    assert not any(alive(pid) for pid in pids)

@@ -1,16 +1,18 @@
-"""Rank 0's HTTP API and every rank's health server, on a TP=2 group whose ranks bind distinct
-loopback addresses (127.0.0.2 and 127.0.0.3, as the local process node will run pods)."""
+"""Rank 0's HTTP API and every pod's health server, on a TP=2 group of two pods of one rank that bind
+distinct loopback addresses (127.0.0.2 and 127.0.0.3, as the local process node will run pods)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from bloom_worker.report import HEARTBEAT_S
 from worker_helpers import Group, launch
 
 
@@ -115,7 +117,8 @@ def test_concurrent_requests_are_batched(group: Group) -> None:
         post(group, "/generate", {"input_ids": p, "max_new_tokens": 6, "stop_at_eos": False}).json()["output_ids"]
         for p in prompts
     ]
-    before = requests.get(group.ranks[0].url("/metrics"), timeout=10).text
+    time.sleep(1.5 * HEARTBEAT_S)  # the launcher serves the metrics of the ranks' last report
+    before = requests.get(group.pods[0].url("/metrics"), timeout=10).text
     results: list[list[int] | None] = [None] * len(prompts)
     barrier = threading.Barrier(len(prompts))
 
@@ -131,28 +134,38 @@ def test_concurrent_requests_are_batched(group: Group) -> None:
     for t in threads:
         t.join(60)
     assert results == alone
-    after = requests.get(group.ranks[0].url("/metrics"), timeout=10).text
+    time.sleep(1.5 * HEARTBEAT_S)
+    after = requests.get(group.pods[0].url("/metrics"), timeout=10).text
 
     def metric(text: str, name: str) -> float:
-        return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+        series = name + '{rank="0"} '
+        return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(series)))
 
     batches = metric(after, "bloom_worker_batches_total") - metric(before, "bloom_worker_batches_total")
     rows = metric(after, "bloom_worker_batch_rows_total") - metric(before, "bloom_worker_batch_rows_total")
     assert rows == len(prompts) and batches < rows, "concurrent requests should share batches"
 
 
-def test_health_and_metrics_on_every_rank(group: Group) -> None:
-    for r in group.ranks:
-        assert requests.get(r.url("/healthz"), timeout=5).status_code == 200
-        ready = requests.get(r.url("/readyz"), timeout=5)
-        assert ready.status_code == 200 and ready.json()["phase"] == "ready" and ready.json()["communicator_up"]
-        m = requests.get(r.url("/metrics"), timeout=5)
+def test_health_and_metrics_on_every_pod(group: Group) -> None:
+    for p in group.pods:
+        live = p.health().json()
+        assert live["status"] == "ok" and [r["rank"] for r in live["ranks"]] == [p.node_rank]
+        assert live["ranks"][0]["last_report_age_s"] < 5
+        ready = p.health("/readyz")
+        assert ready.status_code == 200 and ready.json()["ready"]
+        assert [(r["rank"], r["phase"], r["communicator_up"]) for r in ready.json()["ranks"]] == [
+            (p.node_rank, "ready", True)
+        ]
+        m = p.health("/metrics")
         assert m.headers["Content-Type"].startswith("text/plain")
-        assert "bloom_worker_ready 1" in m.text
-        assert f'bloom_worker_info{{deployment="tiny",epoch="1",group="0",rank="{r.rank}",world_size="2"}} 1' in m.text
+        assert "bloom_pod_ready 1" in m.text and f'bloom_worker_ready{{rank="{p.node_rank}"}} 1' in m.text
+        info = f'deployment="tiny",epoch="1",group="0",local_rank="0",rank="{p.node_rank}",world_size="2"'
+        assert f"bloom_worker_info{{{info}}} 1" in m.text
+        families = [line.split()[2] for line in m.text.splitlines() if line.startswith("# TYPE")]
+        assert len(families) == len(set(families)), "one TYPE line per family"
     assert (
-        'bloom_worker_requests_total{code="200",path="/v1/completions"}'
-        in requests.get(group.ranks[0].url("/metrics"), timeout=5).text
+        'bloom_worker_requests_total{code="200",path="/v1/completions",rank="0"}'
+        in requests.get(group.pods[0].url("/metrics"), timeout=5).text
     )
 
 

@@ -1,4 +1,5 @@
-"""Real bloom-worker process groups (gloo, the operator's env variables) at TP=2/3/4/8 against TP=1.
+"""Real bloom-worker pods (launchers of NPROC_PER_NODE ranks, gloo, the operator's env variables) at
+TP=2/3/4/8 against TP=1: one pod of 4 or 8 ranks, two pods of 2, pods of one rank.
 
 TP=N runs exactly the int8 weights of TP=1 (test_convert shows the codes and scales are the same), so
 its logits must equal TP=1's up to fp32 summation order (1e-4 of the logit scale, measured ~1e-6), and
@@ -20,11 +21,13 @@ PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [100, 3, 249, 17], [42]]
 NEW = 8
 
 
-@pytest.mark.parametrize(("which", "tp"), [("a", 1), ("a", 2), ("a", 4), ("a", 8), ("b", 3)])
-def test_tp_group_matches_tp1(which: str, tp: int, request: pytest.FixtureRequest, spawn) -> None:
+@pytest.mark.parametrize(
+    ("which", "tp", "nproc"), [("a", 1, 1), ("a", 2, 1), ("a", 4, 4), ("a", 4, 2), ("a", 8, 8), ("b", 3, 1)]
+)
+def test_tp_group_matches_tp1(which: str, tp: int, nproc: int, request: pytest.FixtureRequest, spawn) -> None:
     src = request.getfixturevalue(f"model_{which}")
     shards = request.getfixturevalue(f"shards_{which}")
-    group = spawn(shards[tp], tp).wait_ready(180)
+    group = spawn(shards[tp], tp, nproc=nproc).wait_ready(180)
     reference = local_generate(shards[1], PROMPTS, NEW)
     for ids, ref in zip(PROMPTS, reference, strict=False):
         r = requests.post(
@@ -46,14 +49,14 @@ def test_tp_group_matches_tp1(which: str, tp: int, request: pytest.FixtureReques
         assert (got - want).abs().max() <= 1e-4 * want.abs().max(), f"TP={tp} logits differ from TP=1"
         assert rel_err(got, hf_logits(src, ids)) <= 0.05
         assert body["output_ids"] == ref["output_ids"], f"TP={tp} greedy tokens differ from TP=1"
-    for rank in group.ranks:
-        assert requests.get(rank.url("/readyz"), timeout=5).json()["ready"] is True
+    for pod in group.pods:
+        assert pod.health("/readyz").json()["ready"] is True
 
 
 def test_imported_deepspeed_checkpoint_serves(ds: dict[str, Path], spawn) -> None:
     """The 4-way DeepSpeed checkpoint re-split to 8 ranks (per-source-rank row-parallel scales) serves
     exactly the model transformers computes with the checkpoint's own dequantized weights."""
-    group = spawn(ds["tp8"], 8).wait_ready(180)
+    group = spawn(ds["tp8"], 8, nproc=8).wait_ready(180)
     for ids in PROMPTS[:2]:
         r = requests.post(
             group.api("/generate"), json={"input_ids": ids, "max_new_tokens": 1, "return_logits": True}, timeout=120

@@ -1,4 +1,4 @@
-"""Helpers of the worker suite: tiny random BLOOMs, conversion, real bloom-worker process groups."""
+"""Helpers of the worker suite: tiny random BLOOMs, conversion, real bloom-worker pods (launcher + ranks)."""
 
 from __future__ import annotations
 
@@ -84,15 +84,36 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def contract_env(values: dict[str, str]) -> dict[str, str]:
-    """The variables the operator writes, named exactly as contract/env.json names them."""
-    names = list(CONTRACT["torchrun"]) + list(CONTRACT["bloom"])
+    """The variables the operator writes into a pod, named exactly as contract/env.json names them."""
+    names = list(CONTRACT["torchrun"]) + list(CONTRACT["torchrunDefaults"]) + list(CONTRACT["bloom"])
     assert set(values) == set(names), f"test env must set exactly the contract's names: {set(values) ^ set(names)}"
     return {k: values[k] for k in names}
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in task.read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 @dataclass
-class Rank:
-    rank: int
+class Pod:
+    """One bloom-worker launcher and its rank processes."""
+
+    node_rank: int
     bind: str
     health_port: int
     proc: subprocess.Popen
@@ -104,78 +125,102 @@ class Rank:
     def url(self, path: str) -> str:
         return f"http://{self.bind}:{self.health_port}{path}"
 
+    def health(self, path: str = "/healthz") -> requests.Response:
+        return requests.get(self.url(path), timeout=5)
+
+    def rank_pids(self) -> list[int]:
+        return [r["pid"] for r in self.health().json()["ranks"]]
+
 
 @dataclass
 class Group:
-    ranks: list[Rank] = field(default_factory=list)
-    http: str = ""
+    """The pods of one group; `start` runs one of them (a bloom-worker launcher)."""
+
+    envs: dict[int, dict[str, str]]
+    logdir: Path
+    http: str
+    pods: list[Pod] = field(default_factory=list)
 
     def api(self, path: str) -> str:
         return self.http + path
 
+    def start(self, node: int) -> Pod:
+        env = self.envs[node]
+        log = self.logdir / f"pod{node}.log"
+        with open(log, "wb") as f:
+            proc = subprocess.Popen([str(BIN / "bloom-worker")], env=env, stdout=f, stderr=subprocess.STDOUT)
+        pod = Pod(node, env["BLOOM_BIND_ADDRESS"], int(env["BLOOM_HEALTH_PORT"]), proc, log)
+        self.pods.append(pod)
+        return pod
+
     def wait_ready(self, timeout: float = 120.0) -> Group:
         deadline = time.monotonic() + timeout
-        pending = list(self.ranks)
+        pending = list(self.pods)
         while pending:
-            for r in list(pending):
-                if r.proc.poll() is not None:
-                    raise AssertionError(f"rank {r.rank} exited with {r.proc.returncode}:\n{r.output()[-3000:]}")
+            for p in list(pending):
+                if p.proc.poll() is not None:
+                    raise AssertionError(f"pod {p.node_rank} exited with {p.proc.returncode}:\n{p.output()[-3000:]}")
                 try:
-                    if requests.get(r.url("/readyz"), timeout=2).status_code == 200:
-                        pending.remove(r)
+                    if p.health("/readyz").status_code == 200:
+                        pending.remove(p)
                 except requests.RequestException:
                     pass
             if time.monotonic() > deadline:
-                logs = "\n".join(f"--- rank {r.rank}\n{r.output()[-2000:]}" for r in self.ranks)
+                logs = "\n".join(f"--- pod {p.node_rank}\n{p.output()[-2000:]}" for p in self.pods)
                 raise AssertionError(f"group not ready after {timeout}s:\n{logs}")
             time.sleep(0.2)
         return self
 
-    def wait_exit(self, rank: int, timeout: float) -> int:
+    def wait_exit(self, pod: int, timeout: float) -> int:
         try:
-            return self.ranks[rank].proc.wait(timeout=timeout)
+            return self.pods[pod].proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(
-                f"rank {rank} still running after {timeout}s:\n{self.ranks[rank].output()[-2000:]}"
+                f"pod {pod} still running after {timeout}s:\n{self.pods[pod].output()[-2000:]}"
             ) from None
 
     def stop(self) -> None:
-        for r in self.ranks:
-            if r.proc.poll() is None:
-                r.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for r in self.ranks:
+        for p in self.pods:
+            if p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for p in self.pods:
             try:
-                r.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                p.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                r.proc.kill()
-                r.proc.wait()
+                for pid in children(p.proc.pid):
+                    os.kill(pid, signal.SIGKILL)
+                p.proc.kill()
+                p.proc.wait()
 
 
 def launch(
     model_dir: Path,
     world: int,
     logdir: Path,
+    nproc: int = 1,
     epoch: str = "1",
     timeout: float = 60.0,
     binds: list[str] | None = None,
     overrides: dict[int, dict[str, str]] | None = None,
-    ranks: list[int] | None = None,
+    pods: list[int] | None = None,
     master_port: int | None = None,
 ) -> Group:
-    binds = binds or ["127.0.0.1"] * world
+    """A group of `world` ranks as world / nproc pods of `nproc` ranks; starts the pods listed in `pods`
+    (default all; the others can be started later with Group.start). binds and overrides are by pod."""
+    assert world % nproc == 0
+    nnodes = world // nproc
+    binds = binds or ["127.0.0.1"] * nnodes
     master = binds[0]
     master_port = master_port or free_port(master)
     http = free_port(master)
-    group = Group(http=f"http://{master}:{http}")
-    logdir.mkdir(parents=True, exist_ok=True)
-    for rank in ranks if ranks is not None else range(world):
-        health = free_port(binds[rank])
+    envs = {}
+    for node in range(nnodes):
         values = {
-            "RANK": str(rank),
             "WORLD_SIZE": str(world),
-            "LOCAL_RANK": "0",
-            "LOCAL_WORLD_SIZE": "1",
+            "NNODES": str(nnodes),
+            "NODE_RANK": str(node),
+            "NPROC_PER_NODE": str(nproc),
             "MASTER_ADDR": master,
             "MASTER_PORT": str(master_port),
             "BLOOM_DEPLOYMENT": "tiny",
@@ -184,19 +229,22 @@ def launch(
             "BLOOM_GROUP": "0",
             "BLOOM_EPOCH": epoch,
             "BLOOM_HTTP_PORT": str(http),
-            "BLOOM_HEALTH_PORT": str(health),
+            "BLOOM_HEALTH_PORT": str(free_port(binds[node])),
             "BLOOM_RENDEZVOUS_TIMEOUT": str(timeout),
         }
-        values.update((overrides or {}).get(rank, {}))
-        env = {k: v for k, v in os.environ.items() if k not in values}
+        values.update((overrides or {}).get(node, {}))
+        for name in CONTRACT["torchrunDefaults"]:
+            values.setdefault(name, values[name.removeprefix("PET_")])
+        env = {k: v for k, v in os.environ.items() if k not in values and k not in CONTRACT["process"]}
         env.update(contract_env(values))
-        env["BLOOM_BIND_ADDRESS"] = binds[rank]
+        env["BLOOM_BIND_ADDRESS"] = binds[node]
         env["OMP_NUM_THREADS"] = "1"
         env["PYTHONUNBUFFERED"] = "1"
-        log = logdir / f"rank{rank}.log"
-        with open(log, "wb") as f:
-            proc = subprocess.Popen([str(BIN / "bloom-worker")], env=env, stdout=f, stderr=subprocess.STDOUT)
-        group.ranks.append(Rank(rank, binds[rank], health, proc, log))
+        envs[node] = env
+    logdir.mkdir(parents=True, exist_ok=True)
+    group = Group(envs, logdir, f"http://{master}:{http}")
+    for node in pods if pods is not None else range(nnodes):
+        group.start(node)
     return group
 
 
