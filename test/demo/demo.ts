@@ -4,7 +4,7 @@
  *
  * hack/setup.sh (tools, Python env, build) -> a local control plane at .cluster/demo with no fake
  * nodes -> a tiny random BLOOM converted into INT8 shards (cached in ~/.cache/bloom-operator/demo)
- * -> the operator (the real CLI) and a process node (test/processnode: runs rank pods as local
+ * -> the operator (the real CLI) and a process node (test/processnode: runs each pod as a local launcher process with its ranks as
  * bloom-worker processes) -> examples/tiny-bloom.yaml applied -> wait for Ready -> a completion
  * through the client Service name -> `kubectl get bd` and the pods. Then it stays up until Ctrl-C,
  * printing how to kill a rank, scale and tear down. `npm run demo -- --once`: the same flow, then
@@ -84,7 +84,7 @@ async function waitReady(what: string, ready: (bd: BloomDeployment) => boolean, 
   try {
     await waitFor(what, async () => {
       last = await getBd();
-      const line = (last.status?.groups ?? []).map((g) => `group ${g.index}: ${g.phase} (epoch ${g.epoch}, ${g.readyRanks}/${last!.spec.tensorParallelSize} ranks ready)`).join('; ');
+      const line = (last.status?.groups ?? []).map((g) => `group ${g.index}: ${g.phase} (epoch ${g.epoch}, ${g.readyPods ?? 0} pod(s), ${g.readyRanks}/${last!.spec.tensorParallelSize} ranks ready)`).join('; ');
       if (line && line !== lastLine) say(`  ${line}`);
       lastLine = line;
       return ready(last);
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   await kubectl('apply', '--server-side', '--force-conflicts', '-f', join(root, 'crds'));
   await kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd', '--all');
 
-  say('starting the process node proc-node-0 (8 nvidia.com/gpu; rank pods run as local bloom-worker processes)');
+  say('starting the process node proc-node-0 (8 nvidia.com/gpu; each pod runs as a local bloom-worker launcher with one rank process per GPU)');
   node = await startProcessNode(cluster, { name: 'proc-node-0', gpus: 8, hostPathRoot: hostRoot });
   writePids();
 
@@ -148,13 +148,14 @@ The demo stays up. In another terminal:
 
   export KUBECTL="${k}"
   $KUBECTL get bd ${bdName} -w                         # watch the group's phase and epoch
-  $KUBECTL get pods -o wide                           # rank pods, their loopback pod IPs, the process node
+  $KUBECTL get pods -o wide                           # the group's pod (4 GPUs, 4 rank processes), its loopback pod IP
   curl -s ${`http://${bdName}.${namespace}.svc.cluster.local:8000`}/v1/completions -H 'Content-Type: application/json' \\
        -d '{"prompt": "${PROMPT}", "max_tokens": 8, "temperature": 0}'
 
-  # kill one rank: the operator recreates the whole group with a new epoch
-  kill -9 $(curl -s ${node?.url}/pods | python3 -c 'import json,sys; print([p["pid"] for p in json.load(sys.stdin) if "-r1-" in p["name"] and p.get("pid")][0])')
-  #   (or delete its pod: $KUBECTL delete pod ${bdName}-g0-r1-e<EPOCH>)
+  # kill one of the 4 rank processes of the pod: its launcher stops the others and exits,
+  # and the operator recreates the whole group with a new epoch
+  kill -9 $(pgrep -P $(curl -s ${node?.url}/pods | python3 -c 'import json,sys; print([p["pid"] for p in json.load(sys.stdin) if "-g0-p0-" in p["name"] and p.get("pid")][0])') | head -n 2 | tail -n 1)
+  #   (or delete its pod: $KUBECTL delete pod ${bdName}-g0-p0-e<EPOCH>)
 
   # scale to two groups (both fit the process node's 8 GPUs)
   $KUBECTL scale bd ${bdName} --replicas 2

@@ -8,7 +8,7 @@ import { tokenKubeconfig, writeKubeconfig } from '../cluster/kubeconfig.js';
 import { repoRoot, toolPath } from '../cluster/paths.js';
 import { waitFor } from '../cluster/processes.js';
 import { useE2e, type E2eContext } from './fixture.js';
-import { createBd, customObjects, kubectl, podsOf, startOperator, testDeployment, waitForBd } from './operator-harness.js';
+import { createBd, customObjects, kubectl, podsOf, startOperator, multiPodSpec, testDeployment, waitForBd } from './operator-harness.js';
 import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
 
 const run = promisify(execFile);
@@ -25,7 +25,8 @@ async function helm(ctx: E2eContext, ...args: string[]): Promise<string> {
 /** The full user flow: create a deployment, wait for it, scale it, delete it and see everything go. */
 async function deployScaleDelete(ctx: E2eContext, namespace: string, name: string, timeoutMs: number): Promise<void> {
   const scoped = { ...ctx, namespace };
-  await createBd(scoped, testDeployment(name, { replicas: 1, tensorParallelSize: 2 }));
+  // a 2-pod group (TP=2 as 2 pods x 1 GPU in one clique): gated, so lifting the gate needs pods/patch
+  await createBd(scoped, testDeployment(name, { replicas: 1, ...multiPodSpec(2, 1) }));
   await waitForBd(scoped, name, 'ready', (b) => b.status?.readyReplicas === 1, timeoutMs);
   await kubectl(ctx.cluster, '-n', namespace, 'scale', `bd/${name}`, '--replicas=2');
   await waitForBd(scoped, name, 'scaled', (b) => b.status?.readyReplicas === 2, timeoutMs);
@@ -68,7 +69,7 @@ describe('Helm install: the chart\'s RBAC is sufficient and necessary', function
   });
 
   const removals: Array<[string, string, string]> = [
-    ['pods', 'patch', 'ranks stay gated: the operator may not lift the scheduling gate'],
+    ['pods', 'patch', 'pods stay gated: the operator may not lift the scheduling gate'],
     ['bloomdeployments/status', 'update', 'no status can be reported'],
     ['services', 'create', 'no group Service: the rendezvous DNS name cannot exist'],
   ];

@@ -129,13 +129,13 @@ describe('BloomDeployment operator on a real control plane', function () {
   });
 
   it('admits a multi-pod group all-or-nothing: its pods stay gated and hold no GPU until every pod exists', async () => {
-    // llm's one pod + 3 of gated's 4 pods (TP=8 as 4 pods x 2 GPUs)
-    await ctx.core.createNamespacedResourceQuota({ namespace: ctx.namespace, body: { metadata: { name: 'pods' }, spec: { hard: { pods: '4' } } } });
-    await createBd(ctx, testDeployment('gated', multiPodSpec(8, 2)));
-    await waitFor('3 of 4 pods created (quota)', async () => (await podsOf(ctx, 'gated')).length === 3, 60_000);
+    // llm's one pod + 1 of gated's 2 pods (TP=8 as 2 pods x 4 GPUs)
+    await ctx.core.createNamespacedResourceQuota({ namespace: ctx.namespace, body: { metadata: { name: 'pods' }, spec: { hard: { pods: '2' } } } });
+    await createBd(ctx, testDeployment('gated', multiPodSpec(8, 4)));
+    await waitFor('1 of 2 pods created (quota)', async () => (await podsOf(ctx, 'gated')).length === 1, 60_000);
     await sleep(2000);
     const partial = await podsOf(ctx, 'gated');
-    assert.equal(partial.length, 3);
+    assert.equal(partial.length, 1);
     for (const pod of partial) {
       assert.deepEqual(pod.spec?.schedulingGates?.map((g) => g.name), [GANG_SCHEDULING_GATE]);
       assert.equal(pod.spec?.nodeName, undefined, `${pod.metadata?.name} holds no node`);
@@ -143,8 +143,8 @@ describe('BloomDeployment operator on a real control plane', function () {
     await ctx.core.deleteNamespacedResourceQuota({ name: 'pods', namespace: ctx.namespace });
     await waitForBd(ctx, 'gated', 'group ready after the quota is lifted', (b) => b.status?.readyReplicas === 1, 180_000);
     const pods = await podsOf(ctx, 'gated');
-    assert.equal(pods.length, 4);
-    assert.equal(new Set(pods.map((p) => p.spec?.nodeName)).size, 4, 'one node per pod');
+    assert.equal(pods.length, 2);
+    assert.equal(new Set(pods.map((p) => p.spec?.nodeName)).size, 2, 'one node per pod');
   });
 
   it(`rejects ${INVALID_MANIFESTS.length} invalid manifests at admission with a message naming the field`, async () => {

@@ -18,12 +18,14 @@ import {
 import { withBlock, readBlock, withoutStaleBlocks } from '../processnode/hosts-file.js';
 import { dnsRecords, launchPlan, podStatus, rewritePaths } from '../processnode/pod-plan.js';
 import { PROCESS_NODE_LABEL, PROCESS_NODE_TAINT } from '../processnode/process-node.js';
+import { NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
 import { useE2e } from './fixture.js';
 import { createBd, installCrd, kubectl, podsOf, startOperator, waitForBd, type OperatorProcess } from './operator-harness.js';
 
 const PROMPT = [5, 6, 7, 8, 9, 10, 11];
 const NEW_TOKENS = 8;
 const TEXT_PROMPT = 'hello world bloom';
+const CLIQUE = 'proc-nvl';
 
 describe('process node (pure parts)', () => {
   it('translates a rank pod into a bloom-worker process with host paths and its own address', () => {
@@ -33,7 +35,7 @@ describe('process node (pure parts)', () => {
         hostname: 'tiny-g0-r1',
         containers: [{ name: 'worker', image: 'bloom-worker:dev', env: [
           { name: 'BLOOM_MODEL_DIR', value: '/models/tiny-tp4' }, { name: 'MY_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-          { name: 'DERIVED', value: '$(BLOOM_MODEL_DIR)/x' },
+          { name: 'DERIVED', value: '$(BLOOM_MODEL_DIR)/x' }, { name: 'MASTER_ADDR', value: '127.0.0.1' }, { name: 'PET_MASTER_ADDR', value: 'localhost' },
         ], volumeMounts: [{ name: 'model', mountPath: '/models' }, { name: 'dshm', mountPath: '/dev/shm' }] }],
         volumes: [{ name: 'model', hostPath: { path: '/var/lib/bloom/models', type: 'Directory' } }, { name: 'dshm', emptyDir: { medium: 'Memory' } }],
       },
@@ -44,6 +46,7 @@ describe('process node (pure parts)', () => {
     assert.equal(plan.env.DERIVED, '/root/demo/var/lib/bloom/models/tiny-tp4/x');
     assert.equal(plan.env.MY_IP, '127.90.1.2');
     assert.equal(plan.env.BLOOM_BIND_ADDRESS, '127.90.1.2');
+    assert.deepEqual([plan.env.MASTER_ADDR, plan.env.PET_MASTER_ADDR], ['127.90.1.2', '127.90.1.2'], "the pod's loopback is its own address here");
     assert.equal(plan.env.HOSTNAME, 'tiny-g0-r1');
     assert.equal(rewritePaths('--model=/models/a', plan.mounts), '--model=/root/demo/var/lib/bloom/models/a');
     assert.equal(rewritePaths('/modelsx/a', plan.mounts), '/modelsx/a');
@@ -86,6 +89,8 @@ describe('serving through the operator on the process node', function () {
   const ctx = useE2e('serving');
   let operator: OperatorProcess | undefined;
   let node: ProcessNodeHandle | undefined;
+  /** A second process node in the same NVLink clique, for the 2-pod group. */
+  let peer: ProcessNodeHandle | undefined;
   let reference: ReferenceWorker | undefined;
   let model: TinyModel;
   let want: number[];
@@ -105,7 +110,8 @@ describe('serving through the operator on the process node', function () {
     await reference.stop();
     reference = undefined;
     assert.equal(want.length, NEW_TOKENS, `reference output ${JSON.stringify(want)}`);
-    node = await startProcessNode(ctx.cluster, { name: nodeName, gpus: 8 });
+    node = await startProcessNode(ctx.cluster, { name: nodeName, gpus: 8, labels: { [NVLINK_DOMAIN_LABEL]: CLIQUE } });
+    peer = await startProcessNode(ctx.cluster, { name: `${nodeName}-b`, gpus: 8, labels: { [NVLINK_DOMAIN_LABEL]: CLIQUE } });
     operator = await startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
   });
 
@@ -113,24 +119,32 @@ describe('serving through the operator on the process node', function () {
     this.timeout(120_000);
     failed ||= !model || !node || !operator;
     if (failed || process.env.BLOOM_E2E_LOGS) {
-      for (const p of (await node?.pods().catch(() => [])) ?? []) console.log(`--- ${p.name} (${p.state})\n${tail(p.log, 1500)}`);
-      if (node) console.log(`--- process node\n${tail(node.logFile, 3000)}`);
+      for (const n of [node, peer]) {
+        for (const p of (await n?.pods().catch(() => [])) ?? []) console.log(`--- ${p.name} (${p.state})\n${tail(p.log, 1500)}`);
+        if (n) console.log(`--- process node ${n.name}\n${tail(n.logFile, 3000)}`);
+      }
       if (operator) console.log(`--- operator\n${tail(operator.logFile, 3000)}`);
     }
     await kubectl(ctx.cluster, 'delete', 'bd', '--all', '-n', ctx.namespace, '--wait=false').catch(() => {});
     await reference?.stop();
     await operator?.stop();
     await node?.stop();
+    await peer?.stop();
   });
 
-  const manifest = (replicas: number): BloomDeploymentManifest => ({
-    metadata: { name: 'tiny' },
+  /** TP=4 as one pod of 4 rank processes (gpusPerPod default), or as `gpusPerPod`-GPU pods packed into the clique. */
+  const manifest = (replicas: number, name = 'tiny', gpusPerPod?: number): BloomDeploymentManifest => ({
+    metadata: { name },
     spec: {
       replicas,
       tensorParallelSize: 4,
+      ...(gpusPerPod === undefined ? {} : { gpusPerPod }),
       model: { source: { hostPath: { path: model.dir } }, path: 'tiny-bloom-int8-tp4' },
       worker: { image: 'bloom-worker:dev', shmSize: '64Mi', terminationGracePeriodSeconds: 5 },
-      placement: { nodeSelector: { [PROCESS_NODE_LABEL]: 'true' }, tolerations: [{ ...PROCESS_NODE_TAINT, operator: 'Equal' }] },
+      placement: {
+        nodeSelector: { [PROCESS_NODE_LABEL]: 'true' }, tolerations: [{ ...PROCESS_NODE_TAINT, operator: 'Equal' }],
+        ...(gpusPerPod === undefined ? {} : { topologyKey: NVLINK_DOMAIN_LABEL }),
+      },
       rendezvous: { timeoutSeconds: 120 },
       failurePolicy: { backoffSeconds: 0, startupTimeoutSeconds: 300, maxGroupRestarts: 5 },
     },
@@ -139,19 +153,23 @@ describe('serving through the operator on the process node', function () {
   const readyGroups = (n: number) => (bd: { status?: { readyReplicas?: number; groups?: Array<{ phase: string }> } }) =>
     (bd.status?.readyReplicas ?? 0) >= n && (bd.status?.groups ?? []).filter((g) => g.phase === 'Ready').length >= n;
 
-  /** Through the client Service's DNS name (the process node maps it to a ready rank 0). */
-  const serviceUrl = () => `http://tiny.${ctx.namespace}.svc.cluster.local:8000`;
+  /** Through the client Service's DNS name (the process node maps it to a ready pod 0). */
+  const serviceUrl = (name = 'tiny') => `http://${name}.${ctx.namespace}.svc.cluster.local:8000`;
+  /** Pids of the rank processes its launcher started in a pod (the launcher's children). */
+  const rankPids = (launcher: number): number[] =>
+    readFileSync(`/proc/${launcher}/task/${launcher}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 
-  it('serves through the group the same greedy tokens as TP=1 on the same shards', async function () {
+  it('serves from one pod of 4 rank processes the same greedy tokens as TP=1 on the same shards', async function () {
     await createBd(ctx, manifest(1));
     const bd = await waitForBd(ctx, 'tiny', 'group 0 Ready', readyGroups(1), 240_000);
     const pods = await podsOf(ctx, 'tiny');
-    assert.equal(pods.length, 4);
-    for (const p of pods) {
-      assert.equal(p.spec?.nodeName, nodeName);
-      assert.match(p.status?.podIP ?? '', /^127\./);
-    }
-    assert.equal(bd.status?.groups?.[0]?.leaderAddress, `tiny-g0-r0.tiny-g0.${ctx.namespace}.svc.cluster.local`);
+    assert.equal(pods.length, 1, 'TP=4 in one pod');
+    assert.match(pods[0]!.status?.podIP ?? '', /^127\./);
+    assert.equal(pods[0]!.spec?.containers[0]?.resources?.limits?.['nvidia.com/gpu'], '4');
+    assert.deepEqual([bd.status?.groups?.[0]?.leaderAddress, bd.status?.groups?.[0]?.readyRanks], ['127.0.0.1', 4]);
+    const launcher = (await node!.pods()).concat(await peer!.pods()).find((p) => p.name === pods[0]!.metadata!.name && p.pid);
+    assert.ok(launcher?.pid);
+    assert.equal(rankPids(launcher.pid).length, 4, 'the launcher runs one rank process per GPU');
     let got: number[] = [];
     await waitFor('the client Service name to resolve', async () => { got = await generateIds(serviceUrl(), PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
     assert.deepEqual(got, want);
@@ -163,9 +181,11 @@ describe('serving through the operator on the process node', function () {
   it('recreates the group with a new epoch after a rank is SIGKILLed, and serves the same answer', async function () {
     const before = await waitForBd(ctx, 'tiny', 'Ready', readyGroups(1));
     const epoch = before.status!.groups![0]!.epoch;
-    const victim = (await node!.pods()).find((p) => p.name === `tiny-g0-r2-e${epoch}` && p.pid);
-    assert.ok(victim?.pid, `rank 2 of epoch ${epoch} runs on the process node`);
-    process.kill(victim.pid, 'SIGKILL');
+    const launcher = (await node!.pods()).concat(await peer!.pods()).find((p) => p.name === `tiny-g0-p0-e${epoch}` && p.pid);
+    assert.ok(launcher?.pid, `pod 0 of epoch ${epoch} runs on a process node`);
+    const ranks = rankPids(launcher.pid);
+    assert.equal(ranks.length, 4);
+    process.kill(ranks[2]!, 'SIGKILL'); // one rank process inside the pod: its launcher stops the others and exits
     await waitForBd(ctx, 'tiny', 'a new epoch', (bd) => (bd.status?.groups?.[0]?.epoch ?? 0) > epoch, 60_000);
     const after = await waitForBd(ctx, 'tiny', 'Ready again', (bd) => readyGroups(1)(bd) && bd.status!.groups![0]!.epoch > epoch, 240_000);
     assert.equal(after.status!.groups![0]!.lastFailure?.reason, 'RankFailed');
@@ -177,11 +197,26 @@ describe('serving through the operator on the process node', function () {
     assert.deepEqual(await complete(serviceUrl(), TEXT_PROMPT, NEW_TOKENS), wantText);
   });
 
+  it('serves from a 2-pod group (2 pods x 2 ranks on two nodes of one clique) the same answer', async function () {
+    await createBd(ctx, manifest(1, 'split', 2));
+    const bd = await waitForBd(ctx, 'split', 'group 0 Ready', readyGroups(1), 240_000);
+    const pods = await podsOf(ctx, 'split');
+    assert.equal(pods.length, 2);
+    assert.deepEqual(new Set(pods.map((p) => p.spec?.nodeName)), new Set([nodeName, `${nodeName}-b`]), 'one pod per node');
+    assert.equal(bd.status?.groups?.[0]?.leaderAddress, `split-g0-p0.split-g0.${ctx.namespace}.svc.cluster.local`);
+    let got: number[] = [];
+    await waitFor('the client Service name to resolve', async () => { got = await generateIds(serviceUrl('split'), PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
+    assert.deepEqual(got, want);
+    assert.deepEqual(await complete(serviceUrl('split'), TEXT_PROMPT, NEW_TOKENS), wantText);
+    await kubectl(ctx.cluster, 'delete', 'bd', 'split', '-n', ctx.namespace);
+    await waitFor('split pods gone', async () => (await podsOf(ctx, 'split')).length === 0, 90_000);
+  });
+
   it('scales to two groups that both serve the same answer', async function () {
     await kubectl(ctx.cluster, 'scale', 'bd', 'tiny', '--replicas=2', '-n', ctx.namespace);
     const bd = await waitForBd(ctx, 'tiny', 'two groups Ready', readyGroups(2), 240_000);
-    const leaders = bd.status!.groups!.map((g) => g.leaderAddress!);
-    assert.deepEqual(leaders.sort(), [0, 1].map((g) => `tiny-g${g}-r0.tiny-g${g}.${ctx.namespace}.svc.cluster.local`));
+    assert.deepEqual(bd.status!.groups!.map((g) => g.leaderAddress), ['127.0.0.1', '127.0.0.1']);
+    const leaders = [0, 1].map((g) => `tiny-g${g}-p0.tiny-g${g}.${ctx.namespace}.svc.cluster.local`);
     for (const leader of leaders) {
       let got: number[] = [];
       await waitFor(`${leader} to answer`, async () => { got = await generateIds(`http://${leader}:8000`, PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
@@ -189,7 +224,7 @@ describe('serving through the operator on the process node', function () {
       assert.deepEqual(await complete(`http://${leader}:8000`, TEXT_PROMPT, NEW_TOKENS), wantText, `group of ${leader}`);
     }
     const hosts = readFileSync('/etc/hosts', 'utf8');
-    assert.ok(hosts.includes(`tiny-g1-r0.tiny-g1.${ctx.namespace}.svc.cluster.local`), 'group 1 rank 0 has a DNS name');
+    assert.ok(hosts.includes(`tiny-g1-p0.tiny-g1.${ctx.namespace}.svc.cluster.local`), 'pod 0 of group 1 has a DNS name');
   });
 
   it('reports container restarts of a restartPolicy Always pod and finalizes its deletion', async function () {

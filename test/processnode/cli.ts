@@ -34,6 +34,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('port', { type: 'number', default: 0, describe: 'health/debug port on 127.0.0.1 (0 = any)' })
   .option('port-file', { type: 'string', describe: 'write the health port here once listening' })
   .option('threads', { type: 'number', default: 1, describe: 'OMP_NUM_THREADS of every pod process (CPU-only dev machines)' })
+  .option('label', { type: 'string', array: true, default: [] as string[], describe: 'extra node label key=value (repeatable), e.g. nvidia.com/gpu.clique=nvl-0' })
   .strict()
   .parseAsync();
 
@@ -51,6 +52,11 @@ const node = new ProcessNode({
   hostsFile: argv['hosts-file'],
   clusterDomain: argv['cluster-domain'],
   taint: argv.taint,
+  labels: Object.fromEntries(argv.label.map((l) => {
+    const eq = l.indexOf('=');
+    if (eq <= 0) throw new Error(`--label ${l}: expected key=value`);
+    return [l.slice(0, eq), l.slice(eq + 1)];
+  })),
   ...(argv['ip-prefix'] ? { ipPrefix: argv['ip-prefix'] } : {}),
   // what the worker image's ENV gives (images/worker/Dockerfile), plus a thread cap for shared CPUs
   baseEnv: {

@@ -31,6 +31,8 @@ export interface ProcessNodeStartOptions {
   hostPathRoot?: string;
   taint?: boolean;
   kubeconfig?: string;
+  /** Extra node labels (e.g. an NVLink clique shared by several process nodes). */
+  labels?: Record<string, string>;
 }
 
 /** Starts `node dist/test/processnode/cli.js` against the cluster and waits until its node is registered. */
@@ -42,6 +44,7 @@ export async function startProcessNode(cluster: LocalCluster, o: ProcessNodeStar
     join(repoRoot(), 'dist', 'test', 'processnode', 'cli.js'), '--kubeconfig', o.kubeconfig ?? cluster.kubeconfig, '--name', name,
     '--gpus', String(o.gpus ?? 8), '--port', String(port), '--state-dir', join(cluster.stateDir, 'processnode', name),
     ...(o.hostPathRoot ? ['--host-path-root', o.hostPathRoot] : []), ...(o.taint === false ? ['--no-taint'] : []),
+    ...Object.entries(o.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
   ];
   const proc = startProcess(name, process.execPath, args, logFile);
   const url = `http://127.0.0.1:${port}`;
@@ -123,7 +126,8 @@ export async function startReferenceWorker(shardDir: string, ip: string, logFile
   const http = 18_000 + Math.floor(Math.random() * 2000);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH, HOME: process.env.HOME, PYTHONUNBUFFERED: '1', OMP_NUM_THREADS: '1',
-    RANK: '0', WORLD_SIZE: '1', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '1', MASTER_ADDR: ip, MASTER_PORT: String(http + 2),
+    // a one-GPU pod's env (the launcher starts its one rank process)
+    WORLD_SIZE: '1', NNODES: '1', NODE_RANK: '0', NPROC_PER_NODE: '1', MASTER_ADDR: ip, MASTER_PORT: String(http + 2),
     BLOOM_DEPLOYMENT: 'reference', BLOOM_MODEL_DIR: shardDir, BLOOM_TENSOR_PARALLEL_SIZE: '1', BLOOM_GROUP: '0',
     BLOOM_EPOCH: '1', BLOOM_HTTP_PORT: String(http), BLOOM_HEALTH_PORT: String(http + 1), BLOOM_RENDEZVOUS_TIMEOUT: '60',
     BLOOM_BIND_ADDRESS: ip,

@@ -34,6 +34,9 @@ export interface LaunchPlan {
 
 export class PodConfigError extends Error {}
 
+/** Env values that name a pod's loopback interface. */
+const POD_LOOPBACK = new Set(['127.0.0.1', 'localhost']);
+
 /** hostPath joined under the root (a chroot for hostPath volumes, so the demo writes nothing outside the repo). */
 export function hostPathUnder(root: string, path: string): string {
   return root === '' || root === '/' ? path : join(root, path);
@@ -113,6 +116,9 @@ export function launchPlan(pod: V1Pod, opts: LaunchOptions): LaunchPlan {
     else env[e.name] = '';
   }
   if ((container.envFrom ?? []).length > 0) throw new PodConfigError('envFrom is not supported by the process node');
+  // Pods here share the host's loopback: the pod's own address stands for its loopback (a single-pod
+  // group's MASTER_ADDR=127.0.0.1 must reach its own rank 0, never another pod's).
+  for (const [name, value] of Object.entries(env)) if (POD_LOOPBACK.has(value)) env[name] = opts.podIP;
 
   // command replaces the image's ENTRYPOINT; without it the worker image's entrypoint runs with args
   const argv = [...(container.command ?? [WORKER_ENTRYPOINT]), ...(container.args ?? [])].map((a) => rewritePaths(expand(a, env), mounts));

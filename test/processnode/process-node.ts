@@ -40,6 +40,8 @@ export interface ProcessNodeOptions {
   clusterDomain?: string;
   /** Taint bloom.dev/process-node=true:NoSchedule so that only pods that tolerate it land here (default true). */
   taint?: boolean;
+  /** Extra node labels, e.g. an NVLink clique shared by several process nodes. */
+  labels?: Record<string, string>;
   /** First two octets of the pod addresses, e.g. "127.91" (default: derived from the node name). */
   ipPrefix?: string;
   /** Env every process starts with (an image's ENV). */
@@ -206,6 +208,7 @@ export class ProcessNode {
         labels: {
           'kubernetes.io/hostname': this.o.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64',
           [PROCESS_NODE_LABEL]: 'true', 'nvidia.com/gpu.present': 'true', 'nvidia.com/gpu.count': gpus,
+          ...this.o.labels,
         },
         annotations: { [PROCESS_NODE_LABEL]: 'dev/test node: pods run as local processes (test/processnode), no GPUs' },
       },

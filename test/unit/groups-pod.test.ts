@@ -3,12 +3,12 @@ import type { V1Pod } from '@kubernetes/client-node';
 import {
   desiredGroupPod,
   desiredGroupPods,
-  podIdentity,
   GANG_SCHEDULING_GATE,
   LABELS,
   podRevision,
 } from '../../operator/src/groups/index.js';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
+import { podEpoch, podGroup, podIndex } from '../../operator/src/lifecycle/observe.js';
 import { bloomDeployment, CLUSTER_DOMAIN } from '../fixtures/bloom-deployments.js';
 
 const CLIQUE = 'nvidia.com/gpu.clique';
@@ -225,13 +225,13 @@ describe('groups: desired group pods', () => {
     assert.deepEqual(bd, before);
   });
 
-  it('podIdentity reads a group pod back from its labels (what the controller observes)', () => {
+  it('is read back by the controller from its labels, an older operator\'s pods (no pod label) included', () => {
     const bd = shaped(8, 4);
     const [, pod] = groupPods(bd, 5, 12);
-    assert.deepEqual(podIdentity(pod.metadata?.labels), { deployment: 'bloom', group: 5, pod: 1, epoch: 12, revision: podRevision(bd.spec) });
-    assert.equal(podIdentity({ [LABELS.deployment]: 'bloom' }), undefined);
-    assert.equal(podIdentity({ ...pod.metadata?.labels, [LABELS.epoch]: 'x' }), undefined);
-    assert.equal(podIdentity({ ...pod.metadata?.labels, [LABELS.pod]: '01' }), undefined);
-    assert.equal(podIdentity(undefined), undefined);
+    assert.deepEqual([podGroup(pod), podIndex(pod), podEpoch(pod)], [5, 1, 12]);
+    const legacy = { metadata: { labels: { [LABELS.deployment]: 'bloom', [LABELS.group]: '5', 'inference.bloom.dev/rank': '3', [LABELS.epoch]: '2' } } };
+    assert.deepEqual([podGroup(legacy), podEpoch(legacy)], [5, 2], 'still counted in its group, so its replacement deletes it');
+    assert.ok(Number.isNaN(podIndex(legacy)));
+    for (const bad of ['01', 'x', '-1', '']) assert.ok(Number.isNaN(podGroup({ metadata: { labels: { [LABELS.group]: bad } } })), bad);
   });
 });

@@ -78,27 +78,7 @@ export function groupPodLabels(bd: string, group: number, pod: number, epoch: nu
   };
 }
 
-/** Identity of a group pod read back from its labels. */
-export interface PodIdentity {
-  deployment: string;
-  group: number;
-  pod: number;
-  epoch: number;
-  revision: string;
-}
-
-function labelInteger(value: string | undefined): number | undefined {
+/** A label value that is a canonical non-negative integer, else undefined. */
+export function labelInteger(value: string | undefined): number | undefined {
   return value !== undefined && /^(0|[1-9][0-9]*)$/.test(value) ? Number(value) : undefined;
-}
-
-/** The identity of a group pod from its labels; undefined when a label is missing or malformed (not one of ours). */
-export function podIdentity(labels: Record<string, string> | undefined): PodIdentity | undefined {
-  if (!labels) return undefined;
-  const deployment = labels[LABELS.deployment];
-  const group = labelInteger(labels[LABELS.group]);
-  const pod = labelInteger(labels[LABELS.pod]);
-  const epoch = labelInteger(labels[LABELS.epoch]);
-  const revision = labels[LABELS.revision];
-  if (!deployment || group === undefined || pod === undefined || epoch === undefined || revision === undefined) return undefined;
-  return { deployment, group, pod, epoch, revision };
 }

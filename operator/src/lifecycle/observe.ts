@@ -1,7 +1,7 @@
 /** Pure reading of observed pods and nodes: what each pod tells about its group's health. */
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { GANG_SCHEDULING_GATE } from '../groups/pod.js';
-import { podIdentity } from '../groups/labels.js';
+import { LABELS, labelInteger } from '../groups/labels.js';
 
 export interface NodeView {
   ready: boolean;
@@ -25,12 +25,14 @@ export function nodeView(node: V1Node): NodeView {
   };
 }
 
-const identity = (pod: V1Pod) => podIdentity(pod.metadata?.labels);
-/** Group of a pod; NaN for a pod whose labels are not ours. */
-export const podGroup = (pod: V1Pod) => identity(pod)?.group ?? Number.NaN;
+// Each label is read on its own: a pod of an older operator (one rank per pod, no pod label) still
+// belongs to its group and epoch, so the rollout that replaces its group deletes it.
+const labelNumber = (pod: V1Pod, key: string) => labelInteger(pod.metadata?.labels?.[key]) ?? Number.NaN;
+/** Group of a pod; NaN for a pod whose group label is not ours. */
+export const podGroup = (pod: V1Pod) => labelNumber(pod, LABELS.group);
 /** Index of a pod in its group (NODE_RANK). */
-export const podIndex = (pod: V1Pod) => identity(pod)?.pod ?? Number.NaN;
-export const podEpoch = (pod: V1Pod) => identity(pod)?.epoch ?? Number.NaN;
+export const podIndex = (pod: V1Pod) => labelNumber(pod, LABELS.pod);
+export const podEpoch = (pod: V1Pod) => labelNumber(pod, LABELS.epoch);
 export const isGated = (pod: V1Pod) => (pod.spec?.schedulingGates ?? []).some((g) => g.name === GANG_SCHEDULING_GATE);
 export const isTerminating = (pod: V1Pod) => pod.metadata?.deletionTimestamp !== undefined && pod.metadata?.deletionTimestamp !== null;
 
