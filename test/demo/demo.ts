@@ -3,10 +3,10 @@
  * `npm run demo`: the whole path on this machine, no GPU and no container runtime needed.
  *
  * hack/setup.sh (tools, Python env, build) -> a local control plane at .cluster/demo with no fake
- * nodes -> a tiny random BLOOM converted into INT8 shards (cached in ~/.cache/bloom-operator/demo)
+ * nodes -> a tiny BLOOM trained on real text, converted into INT8 shards (cached in ~/.cache/bloom-operator/demo)
  * -> the operator (the real CLI) and a process node (test/processnode: runs each pod as a local launcher process with its ranks as
- * bloom-worker processes) -> examples/tiny-bloom.yaml applied -> wait for Ready -> a completion
- * through the client Service name -> `kubectl get bd` and the pods. Then it stays up until Ctrl-C,
+ * bloom-worker processes) -> examples/tiny-bloom.yaml applied -> wait for Ready -> a streamed completion
+ * through the client Service name, next to transformers' fp32 answer -> `kubectl get bd` and the pods. Then it stays up until Ctrl-C,
  * printing how to kill a rank, scale and tear down. `npm run demo -- --once`: the same flow, then
  * everything is torn down and it exits 0 (non-zero with the reason on failure).
  */
@@ -21,7 +21,7 @@ import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { LocalCluster } from '../cluster/local-cluster.js';
 import { repoRoot, toolPath } from '../cluster/paths.js';
 import { freePort, startProcess, stopProcess, waitFor, type ManagedProcess } from '../cluster/processes.js';
-import { complete, ensureTinyModel, startProcessNode, tail, type ProcessNodeHandle } from '../processnode/harness.js';
+import { complete, completeStreamed, ensureTinyModel, referenceCompletion, startProcessNode, tail, type ProcessNodeHandle } from '../processnode/harness.js';
 
 const run = promisify(execFile);
 const once = process.argv.includes('--once');
@@ -35,7 +35,20 @@ const manifest = yaml.load(readFileSync(manifestFile, 'utf8')) as BloomDeploymen
 const bdName = manifest.metadata.name!;
 const namespace = 'default';
 const hostRoot = join(cluster.dir, 'hostroot');
-const PROMPT = 'hello world bloom';
+const NEW_TOKENS = 24;
+/** Which of the 8 held-out prompts the demo completes (the one whose answer reads most like prose). */
+const DEMO_PROMPT = 4;
+const indent = (text: string) => text.replace(/\n/g, '\n    ');
+let demoPrompt = '';
+const model0Line = 'the demo model: a tiny BLOOM trained here, on the docs of the installed npm and Python packages (cached after the first run)';
+
+/** What train_tiny_bloom.py reports (hf/training.json). */
+interface Training {
+  seconds: number;
+  held_out_loss: number;
+  uniform_loss: number;
+  held_out_prompts: string[];
+}
 
 let node: ProcessNodeHandle | undefined;
 let operator: ManagedProcess | undefined;
@@ -100,8 +113,11 @@ async function main(): Promise<void> {
   await stopEarlierDemo();
   await cluster.up({ nodes: 0, log: (l) => say(`  ${l}`) });
 
-  const model = await ensureTinyModel([1, 4], (l) => say(l)); // TP=1 too: the e2e test's reference shares the cache
-  say(`tiny BLOOM INT8 shards (TP=4) ${model.cached ? 'from the cache' : 'built'}: ${model.shards[4]}`);
+  say(model0Line);
+  const model = await ensureTinyModel([1, 4], (l) => say(`  ${l}`), true);
+  const training = JSON.parse(readFileSync(join(model.hf, 'training.json'), 'utf8')) as Training;
+  say(`tiny BLOOM trained on real text ${model.cached ? '(from the cache)' : `in ${training.seconds} s`}: held-out loss ${training.held_out_loss.toFixed(2)} `
+    + `(a uniform guess: ${training.uniform_loss.toFixed(2)}); INT8 shards for TP=4: ${model.shards[4]}`);
   // stage the shards where the manifest's hostPath points, under the process node's host-path root
   const hostPath = manifest.spec.model.source.hostPath?.path;
   if (!hostPath) throw new Error(`${manifestFile}: the demo needs a hostPath model source`);
@@ -131,11 +147,17 @@ async function main(): Promise<void> {
   await waitReady('the group to be Ready', (bd) => (bd.status?.readyReplicas ?? 0) >= 1, 300_000);
 
   const url = `http://${bdName}.${namespace}.svc.cluster.local:${manifest.spec.worker.httpPort ?? 8000}`;
-  say(`POST ${url}/v1/completions {"prompt": "${PROMPT}", "max_tokens": 8, "temperature": 0}`);
-  let answer = { text: '', tokenIds: [] as number[] };
-  await waitFor('a completion through the Service name', async () => { answer = await complete(url, PROMPT, 8); return true; }, 30_000, 500);
-  say(`answer from rank 0 of group 0: ${JSON.stringify(answer.text)} (token ids ${answer.tokenIds.join(' ')})`);
-  if (answer.tokenIds.length !== 8) throw new Error(`expected 8 tokens, got ${answer.tokenIds.length}`);
+  const prompt = (demoPrompt = training.held_out_prompts[DEMO_PROMPT]!);
+  await waitFor('the client Service name to answer', async () => { await complete(url, prompt, 1); return true; }, 30_000, 500);
+  say(`POST ${url}/v1/completions ${JSON.stringify({ prompt, max_tokens: NEW_TOKENS, temperature: 0, stream: true })}`);
+  process.stdout.write(`\n  prompt (held out of the training text): ${prompt}\n  bloom-worker, INT8, TP=4 (one pod, 4 rank processes), streamed:\n    ${prompt}`);
+  const answer = await completeStreamed(url, prompt, NEW_TOKENS, (delta) => process.stdout.write(indent(delta)));
+  const reference = await referenceCompletion(model.hf, prompt, NEW_TOKENS);
+  process.stdout.write(`\n  transformers, fp32, the original weights:\n    ${prompt}${indent(reference.text)}\n\n`);
+  const agree = answer.tokenIds.findIndex((t, i) => t !== reference.tokenIds[i]);
+  const same = agree < 0 && answer.tokenIds.length === reference.tokenIds.length;
+  say(same ? `the two agree on all ${answer.tokenIds.length} tokens` : `the two agree on the first ${agree < 0 ? answer.tokenIds.length : agree} of ${reference.tokenIds.length} tokens`);
+  if (answer.tokenIds.length === 0 || answer.text.includes('\uFFFD')) throw new Error(`unexpected completion ${JSON.stringify(answer)}`);
 
   console.log('\n$ kubectl get bd\n' + (await kubectl('get', 'bd', '-n', namespace)).trimEnd());
   console.log('\n$ kubectl get pods -o wide\n' + (await kubectl('get', 'pods', '-n', namespace, '-o', 'wide')).trimEnd() + '\n');
@@ -150,7 +172,7 @@ The demo stays up. In another terminal:
   $KUBECTL get bd ${bdName} -w                         # watch the group's phase and epoch
   $KUBECTL get pods -o wide                           # the group's pod (4 GPUs, 4 rank processes), its loopback pod IP
   curl -s ${`http://${bdName}.${namespace}.svc.cluster.local:8000`}/v1/completions -H 'Content-Type: application/json' \\
-       -d '{"prompt": "${PROMPT}", "max_tokens": 8, "temperature": 0}'
+       -d '${JSON.stringify({ prompt: demoPrompt, max_tokens: NEW_TOKENS, temperature: 0 }).replace(/'/g, "'\\''")}'
 
   # kill one of the 4 rank processes of the pod: its launcher stops the others and exits,
   # and the operator recreates the whole group with a new epoch

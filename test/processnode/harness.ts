@@ -1,13 +1,12 @@
 /**
  * Helpers shared by the serving e2e test and `npm run demo`: run the process node CLI as its own
- * process, build (and cache) the tiny random BLOOM and its INT8 shards, run a TP=1 reference worker,
+ * process, build (and cache) the tiny BLOOMs (random, or trained on real text) and their INT8 shards, run a TP=1 reference worker,
  * and call a worker's API.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import type { LocalCluster } from '../cluster/local-cluster.js';
 import { repoRoot } from '../cluster/paths.js';
@@ -75,41 +74,37 @@ export function tail(file: string, chars: number): string {
 
 // ---- the tiny model ----------------------------------------------------------------------
 
-export const TINY_MODEL_VERSION = 1;
 const SCRIPT = join('test', 'processnode', 'make_tiny_model.py');
-
-/** Cache key: the script's version and the sources that decide the shard bytes. */
-function modelKey(): string {
-  const root = repoRoot();
-  const h = createHash('sha256').update(String(TINY_MODEL_VERSION));
-  for (const f of [SCRIPT, 'images/worker/bloom_worker/convert.py', 'images/worker/bloom_worker/convert_hf.py', 'images/worker/bloom_worker/format.py']) {
-    const p = join(root, f);
-    if (existsSync(p)) h.update(readFileSync(p));
-  }
-  return h.digest('hex').slice(0, 12);
-}
 
 export interface TinyModel {
   dir: string;
+  /** The Hugging Face checkpoint the shards were converted from. */
+  hf: string;
   /** Shard directory per tensor-parallel size. */
   shards: Record<number, string>;
   cached: boolean;
 }
 
 /**
- * The tiny random BLOOM converted into INT8 shards for each TP size, cached under
- * ~/.cache/bloom-operator/demo/tiny-bloom-<key> (BLOOM_DEMO_CACHE overrides the base directory).
+ * A tiny BLOOM (random, or with `trained` the one trained on real text by train_tiny_bloom.py)
+ * converted into INT8 shards for each TP size, built by make_tiny_model.py unless its cache under
+ * ~/.cache/bloom-operator/demo (BLOOM_DEMO_CACHE) has it. The script's progress goes to `log`.
  */
-export async function ensureTinyModel(tps: number[] = [1, 4], log: (l: string) => void = () => {}): Promise<TinyModel> {
-  const base = process.env.BLOOM_DEMO_CACHE ?? join(homedir(), '.cache', 'bloom-operator', 'demo');
-  const dir = join(base, `tiny-bloom-${modelKey()}-tp${[...tps].sort().join('-')}`);
-  const shards = Object.fromEntries(tps.map((tp) => [tp, join(dir, `tiny-bloom-int8-tp${tp}`)]));
-  if (existsSync(join(dir, 'READY.json'))) return { dir, shards, cached: true };
-  mkdirSync(base, { recursive: true });
-  log(`building a tiny random BLOOM and converting it to INT8 shards (TP ${tps.join(', ')}) in ${dir}`);
+export async function ensureTinyModel(tps: number[] = [1, 4], log: (l: string) => void = () => {}, trained = false): Promise<TinyModel> {
   const python = join(repoRoot(), '.venv', 'bin', 'python');
-  await run(python, [join(repoRoot(), SCRIPT), dir, ...tps.flatMap((tp) => ['--tp', String(tp)])], { maxBuffer: 16 << 20 });
-  return { dir, shards, cached: false };
+  const args = [join(repoRoot(), SCRIPT), ...tps.flatMap((tp) => ['--tp', String(tp)]), ...(trained ? ['--trained'] : [])];
+  const lines: string[] = [];
+  const child = spawn(python, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderr: string[] = [];
+  child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    if (!line.startsWith('{')) log(line);
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const last = lines.at(-1) ?? '';
+  if (code !== 0 || !last.startsWith('{')) throw new Error(`${SCRIPT} exited with ${code}:\n${stderr.join('').slice(-3000)}`);
+  return JSON.parse(last) as TinyModel;
 }
 
 // ---- a reference worker and the API ------------------------------------------------------
@@ -161,6 +156,40 @@ export async function generateIds(url: string, inputIds: number[], maxNewTokens:
 export interface Completion { text: string; tokenIds: number[] }
 
 /** POST /v1/completions, greedy (temperature 0). */
+/** POST /v1/completions with stream: true, greedy: calls `onText` with every text delta as it arrives. */
+export async function completeStreamed(url: string, prompt: string, maxTokens: number, onText: (delta: string) => void): Promise<Completion> {
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, stream: true }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  if (!res.ok || !res.body) throw new Error(`${url}/v1/completions: HTTP ${res.status}: ${await res.text()}`);
+  const out: Completion = { text: '', tokenIds: [] };
+  let pending = '';
+  for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let end: number;
+    while ((end = pending.indexOf('\n\n')) >= 0) {
+      const event = pending.slice(0, end).replace(/^data: /, '');
+      pending = pending.slice(end + 2);
+      if (event === '[DONE]') return out;
+      const choice = (JSON.parse(event) as { choices: Array<{ text: string; token_ids: number[] }> }).choices[0]!;
+      out.text += choice.text;
+      out.tokenIds.push(...choice.token_ids);
+      if (choice.text) onText(choice.text);
+    }
+  }
+  throw new Error(`${url}/v1/completions: the stream ended without [DONE]`);
+}
+
+/** transformers' fp32 greedy completion of `prompt` on the Hugging Face checkpoint `hf` (hf_complete.py). */
+export async function referenceCompletion(hf: string, prompt: string, maxTokens: number): Promise<Completion> {
+  const python = join(repoRoot(), '.venv', 'bin', 'python');
+  const { stdout } = await run(python, [join(repoRoot(), 'test', 'processnode', 'hf_complete.py'), hf, prompt, String(maxTokens)], { maxBuffer: 16 << 20 });
+  const body = JSON.parse(stdout.trim().split('\n').at(-1)!) as { text: string; token_ids: number[] };
+  return { text: body.text, tokenIds: body.token_ids };
+}
+
 export async function complete(url: string, prompt: string, maxTokens: number): Promise<Completion> {
   const res = await fetch(`${url}/v1/completions`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
