@@ -28,6 +28,8 @@ const FLEET_RUNS = Number(process.env.BENCH_FLEET_RUNS ?? 3);
 const FLEET_GROUPS = Number(process.env.BENCH_FLEET_GROUPS ?? 50);
 const NODES = Number(process.env.BENCH_NODES ?? 50);
 const TP = 8;
+/** TP=8 is one 8-GPU pod per group (gpusPerPod defaults to min(TP, 8)). */
+const PODS_PER_GROUP = 1;
 const QUIET_MS = 10_000;
 /** One extra fleet run with the default placement (exclusive=false), bounded by this timeout; 0 skips it. */
 const DEFAULT_PLACEMENT_TIMEOUT_S = Number(process.env.BENCH_DEFAULT_PLACEMENT_TIMEOUT_S ?? 150);
@@ -39,7 +41,7 @@ const EXCLUSIVE = { placement: { exclusive: true } };
 
 /** Creates the deployment and times it to all rank pods ready and to status.readyReplicas. */
 async function timeCreation(ctx: E2eContext, name: string, groups: number, timeoutMs: number, spec: Record<string, unknown> = EXCLUSIVE): Promise<Run> {
-  const pods = podsReached(ctx, name, (p: V1Pod[]) => readyGroupCount(p, TP) === groups && p.filter((x) => !x.metadata?.deletionTimestamp).length === groups * TP, timeoutMs);
+  const pods = podsReached(ctx, name, (p: V1Pod[]) => readyGroupCount(p, PODS_PER_GROUP) === groups && p.filter((x) => !x.metadata?.deletionTimestamp).length === groups * PODS_PER_GROUP, timeoutMs);
   await sleep(300); // let the pod watch list and start watching
   const t0 = Date.now();
   const status = bdReached(ctx, name, (b) => b.status?.readyReplicas === groups, timeoutMs);
@@ -150,7 +152,7 @@ async function main(): Promise<void> {
 | versions | Kubernetes ${v.KUBERNETES_VERSION}, etcd ${v.ETCD_VERSION}, kwok ${v.KWOK_VERSION} (hack/versions.env); operator ${operatorRevision()}, real CLI process (dist/), 4 workers |
 | machine | ${hostname()}: ${machine()} |
 | concurrent load | ${load.describe()} |
-| cluster | LocalCluster .cluster/bench: ${NODES} kwok nodes x 8 GPUs, audit log of writes; TP=${TP}, one node per group |
+| cluster | LocalCluster .cluster/bench: ${NODES} kwok nodes x 8 GPUs, audit log of writes; TP=${TP} as one 8-GPU pod per group |
 | wall time | ${wall.toFixed(0)} s (cluster start included) |
 
 Time from the create request to every rank pod Running+Ready (pod watch) and to \`status.readyReplicas\` = groups (deployment watch); median (min–max), seconds.
@@ -158,7 +160,7 @@ Time from the create request to every rank pod Running+Ready (pod watch) and to 
 | scenario | runs | pods Running+Ready | status.readyReplicas | operator writes per group |
 |---|---:|---:|---:|---:|
 | 1 group (8 pods) | ${single.length} | ${mmm(single.map((r) => r.podsReadyMs))} | ${mmm(single.map((r) => r.statusReadyMs))} | ${median(perRunWrites(single)).toFixed(1)} (${Math.min(...perRunWrites(single)).toFixed(1)}–${Math.max(...perRunWrites(single)).toFixed(1)}) |
-| ${FLEET_GROUPS} groups (${FLEET_GROUPS * TP} pods on ${NODES} nodes) | ${fleet.length} | ${mmm(fleet.map((r) => r.podsReadyMs))} | ${mmm(fleet.map((r) => r.statusReadyMs))} | ${median(perRunWrites(fleet)).toFixed(1)} (${Math.min(...perRunWrites(fleet)).toFixed(1)}–${Math.max(...perRunWrites(fleet)).toFixed(1)}) |
+| ${FLEET_GROUPS} groups (${FLEET_GROUPS * PODS_PER_GROUP} pods of ${TP} GPUs on ${NODES} nodes) | ${fleet.length} | ${mmm(fleet.map((r) => r.podsReadyMs))} | ${mmm(fleet.map((r) => r.statusReadyMs))} | ${median(perRunWrites(fleet)).toFixed(1)} (${Math.min(...perRunWrites(fleet)).toFixed(1)}–${Math.max(...perRunWrites(fleet)).toFixed(1)}) |
 
 Per-run values (s, pods / status): 1 group: ${single.map((r) => `${sec(r.podsReadyMs)}/${sec(r.statusReadyMs)}`).join(', ')}; ${FLEET_GROUPS} groups: ${fleet.map((r) => `${sec(r.podsReadyMs)}/${sec(r.statusReadyMs)}`).join(', ')}.
 
@@ -176,7 +178,7 @@ Where the time of the last ${FLEET_GROUPS}-group creation went: every write in t
 
 ${fleet.at(-1)?.timeline ?? ''}
 
-Zero-write property on the ready, unchanged ${FLEET_GROUPS}-group deployment (${FLEET_GROUPS * TP} pods):
+Zero-write property on the ready, unchanged ${FLEET_GROUPS}-group deployment (${FLEET_GROUPS * PODS_PER_GROUP} pods):
 
 | forced resync | operator writes |
 |---|---:|

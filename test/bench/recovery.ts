@@ -3,7 +3,7 @@
  * rank failure, and how long a rolling update of 10 groups takes, on a local control plane (kwok).
  *
  *   1. Recovery: a ready 1-group TP=8 deployment with failurePolicy.backoffSeconds=0; N times in
- *      sequence, a random rank pod gets the kwok failure label (container exits 1, pod Failed);
+ *      sequence, the group's pod gets the kwok failure label (container exits 1, pod Failed);
  *      measured from the label patch to the group Ready again with a higher epoch: every rank pod
  *      of the new epoch Running+Ready (pod watch) and status (group phase Ready, readyReplicas=1).
  *      Phases: detection (status shows the new epoch), old epoch gone, new epoch ready.
@@ -33,11 +33,13 @@ const DEFAULT_FAILURES = Number(process.env.BENCH_DEFAULT_FAILURES ?? 2);
 const ROLLOUTS = Number(process.env.BENCH_ROLLOUTS ?? 3);
 const NODES = Number(process.env.BENCH_NODES ?? 16);
 const TP = 8;
+/** TP=8 is one 8-GPU pod per group (gpusPerPod defaults to min(TP, 8)). */
+const PODS_PER_GROUP = 1;
 const GROUPS = 10;
 const FAILED_LABEL = 'pod-container-running-failed.stage.kwok.x-k8s.io';
 const FAST_POLICY = { backoffSeconds: 0, maxBackoffSeconds: 5, maxGroupRestarts: 1000 };
 
-interface Recovery { detectMs: number; oldGoneMs: number; podsReadyMs: number; statusReadyMs: number; rank: number; reason: string }
+interface Recovery { detectMs: number; oldGoneMs: number; podsReadyMs: number; statusReadyMs: number; pod: number; reason: string }
 
 const group0 = (b: BloomDeployment) => b.status?.groups?.find((g) => g.index === 0);
 
@@ -46,13 +48,13 @@ async function injectAndTime(ctx: E2eContext, name: string, timeoutMs: number): 
   const before = await getBd(ctx, name);
   const epoch = group0(before)!.epoch;
   const live = (await podsOf(ctx, name)).filter((p) => podEpochOf(p) === epoch && isPodReady(p));
-  if (live.length !== TP) throw new Error(`expected ${TP} ready ranks of epoch ${epoch}, found ${live.length}`);
+  if (live.length !== PODS_PER_GROUP) throw new Error(`expected ${PODS_PER_GROUP} ready pod(s) of epoch ${epoch}, found ${live.length}`);
   const victim = live[Math.floor(Math.random() * live.length)]!;
   let detectAt = NaN;
   let oldGoneAt = NaN;
   const pods = podsReached(ctx, name, (ps: V1Pod[]) => {
     const next = ps.filter((p) => podEpochOf(p) > epoch);
-    return next.length === TP && next.every(isPodReady) && readyGroupCount(next, TP) === 1;
+    return next.length === PODS_PER_GROUP && next.every(isPodReady) && readyGroupCount(next, PODS_PER_GROUP) === 1;
   }, timeoutMs, (ps, at) => {
     if (Number.isNaN(oldGoneAt) && !ps.some((p) => podEpochOf(p) <= epoch)) oldGoneAt = at;
   });
@@ -67,7 +69,7 @@ async function injectAndTime(ctx: E2eContext, name: string, timeoutMs: number): 
     const [podsAt, { at: statusAt, bd }] = await Promise.all([pods.reached, status]);
     return {
       detectMs: detectAt - t0, oldGoneMs: oldGoneAt - t0, podsReadyMs: podsAt - t0, statusReadyMs: statusAt - t0,
-      rank: Number(victim.metadata?.labels?.['inference.bloom.dev/rank']), reason: group0(bd)?.lastFailure?.reason ?? '?',
+      pod: Number(victim.metadata?.labels?.['inference.bloom.dev/pod']), reason: group0(bd)?.lastFailure?.reason ?? '?',
     };
   } finally {
     pods.stop();
@@ -83,7 +85,7 @@ interface Rollout { surge: number; unavailable: number; ms: number; minReady: nu
 async function timeRollout(ctx: E2eContext, name: string, image: string, surge: number, unavailable: number): Promise<Rollout> {
   const before = await getBd(ctx, name);
   let minReady = Infinity;
-  const pods = podsReached(ctx, name, () => false, 600_000, (ps) => { minReady = Math.min(minReady, readyGroupCount(ps, TP)); });
+  const pods = podsReached(ctx, name, () => false, 600_000, (ps) => { minReady = Math.min(minReady, readyGroupCount(ps, PODS_PER_GROUP)); });
   await sleep(300);
   const t0 = Date.now();
   const done = bdReached(ctx, name, (b) => rolledOut(GROUPS)(b) && b.status?.updateRevision !== before.status?.updateRevision, 300_000);
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
     for (let i = 1; i <= FAILURES; i++) {
       const r = await injectAndTime(ctx, 'recover', 120_000);
       fast.push(r);
-      log(`failure ${i}/${FAILURES} (rank ${r.rank}, ${r.reason}): detected ${sec(r.detectMs)} s, old epoch gone ${sec(r.oldGoneMs)} s, pods ready ${sec(r.podsReadyMs)} s, status Ready ${sec(r.statusReadyMs)} s`);
+      log(`failure ${i}/${FAILURES} (pod ${r.pod}, ${r.reason}): detected ${sec(r.detectMs)} s, old epoch gone ${sec(r.oldGoneMs)} s, pods ready ${sec(r.podsReadyMs)} s, status Ready ${sec(r.statusReadyMs)} s`);
       await sleep(200);
     }
     fastWrites = operatorWrites(ctx, tFast);
@@ -178,13 +180,13 @@ async function main(): Promise<void> {
 | cluster | LocalCluster .cluster/bench: ${NODES} kwok nodes x 8 GPUs, audit log of writes; TP=${TP} |
 | wall time | ${wall.toFixed(0)} s (cluster start included) |
 
-Recovery from an injected rank failure (\`${FAILED_LABEL}=true\` on a random rank pod of a ready 1-group TP=${TP} deployment; the container exits 1 and the pod turns Failed), ${fast.length} failures in sequence, \`failurePolicy.backoffSeconds: 0\` (the control loop alone). Seconds from the label patch; failure reason(s) reported: ${reasons}.
+Recovery from an injected rank failure (\`${FAILED_LABEL}=true\` on the pod (8 GPUs, 8 ranks) of a ready 1-group TP=${TP} deployment; the container exits 1 and the pod turns Failed), ${fast.length} failures in sequence, \`failurePolicy.backoffSeconds: 0\` (the control loop alone). Seconds from the label patch; failure reason(s) reported: ${reasons}.
 
 | step (from the injection) | median | p95 | min | max |
 |---|---:|---:|---:|---:|
 | detected: status shows the new epoch | ${stats(col('detectMs'))} |
 | every pod of the old epoch gone | ${stats(col('oldGoneMs'))} |
-| every rank pod of the new epoch Running+Ready | ${stats(col('podsReadyMs'))} |
+| every pod of the new epoch Running+Ready | ${stats(col('podsReadyMs'))} |
 | **group Ready again** (status: phase Ready, higher epoch, readyReplicas=1) | ${stats(col('statusReadyMs'))} |
 
 Operator writes per recovery: ${(fastWrites.length / Math.max(1, fast.length)).toFixed(1)} (${breakdown(fastWrites).map((b) => `${(b.count / Math.max(1, fast.length)).toFixed(1)} ${b.key}${b.failed ? ` [${b.failed} failed in all]` : ''}`).join(', ')}).

@@ -124,7 +124,7 @@ export async function startReferenceWorker(shardDir: string, ip: string, logFile
     // a one-GPU pod's env (the launcher starts its one rank process)
     WORLD_SIZE: '1', NNODES: '1', NODE_RANK: '0', NPROC_PER_NODE: '1', MASTER_ADDR: ip, MASTER_PORT: String(http + 2),
     BLOOM_DEPLOYMENT: 'reference', BLOOM_MODEL_DIR: shardDir, BLOOM_TENSOR_PARALLEL_SIZE: '1', BLOOM_GROUP: '0',
-    BLOOM_EPOCH: '1', BLOOM_HTTP_PORT: String(http), BLOOM_HEALTH_PORT: String(http + 1), BLOOM_RENDEZVOUS_TIMEOUT: '60',
+    BLOOM_EPOCH: '1', BLOOM_HTTP_PORT: String(http), BLOOM_HEALTH_PORT: String(http + 1), BLOOM_RENDEZVOUS_TIMEOUT: '60', BLOOM_TERMINATION_GRACE_SECONDS: '5',
     BLOOM_BIND_ADDRESS: ip,
   };
   const proc = startProcess('reference-worker', join(repoRoot(), '.venv', 'bin', 'bloom-worker'), [], logFile, env);

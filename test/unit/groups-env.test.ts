@@ -39,6 +39,7 @@ describe('groups: pod env', () => {
         assert.equal(vars.BLOOM_HTTP_PORT, '8000');
         assert.equal(vars.BLOOM_HEALTH_PORT, '8001');
         assert.equal(vars.BLOOM_RENDEZVOUS_TIMEOUT, '900');
+        assert.equal(vars.BLOOM_TERMINATION_GRACE_SECONDS, '30');
       }
     });
   }

@@ -43,6 +43,7 @@ BLOOM_EPOCH = "BLOOM_EPOCH"
 BLOOM_HTTP_PORT = "BLOOM_HTTP_PORT"
 BLOOM_HEALTH_PORT = "BLOOM_HEALTH_PORT"
 BLOOM_RENDEZVOUS_TIMEOUT = "BLOOM_RENDEZVOUS_TIMEOUT"
+BLOOM_TERMINATION_GRACE_SECONDS = "BLOOM_TERMINATION_GRACE_SECONDS"
 BLOOM_NAMES = (
     BLOOM_DEPLOYMENT,
     BLOOM_MODEL_DIR,
@@ -52,6 +53,7 @@ BLOOM_NAMES = (
     BLOOM_HTTP_PORT,
     BLOOM_HEALTH_PORT,
     BLOOM_RENDEZVOUS_TIMEOUT,
+    BLOOM_TERMINATION_GRACE_SECONDS,
 )
 
 # optional
@@ -89,6 +91,7 @@ class PodEnv:
     http_port: int
     health_port: int
     rendezvous_timeout: float
+    termination_grace: int
     bind_address: str = "0.0.0.0"
     nccl: dict[str, str] = field(default_factory=dict)
 
@@ -182,6 +185,7 @@ def parse_pod_env(env: Mapping[str, str] | None = None) -> PodEnv:
         http_port=_port(env, BLOOM_HTTP_PORT),
         health_port=_port(env, BLOOM_HEALTH_PORT),
         rendezvous_timeout=_timeout(env),
+        termination_grace=_int(env, BLOOM_TERMINATION_GRACE_SECONDS, 0),
         bind_address=(env.get(BLOOM_BIND_ADDRESS) or "0.0.0.0").strip(),
         nccl={k: v for k, v in env.items() if k.startswith(NCCL_PREFIX)},
     )

@@ -29,7 +29,7 @@ from .report import start_reader
 log = logging.getLogger("bloom_worker.launcher")
 
 FAILURE_GRACE_S = 2.0  # a failed pod is restarted anyway: do not wait long for the survivors
-STOP_GRACE_S = 20.0  # within Kubernetes' default termination grace period (30 s)
+STOP_MARGIN_S = 2.0  # of the pod's grace period, kept to kill the ranks and exit before the kubelet's SIGKILL
 POLL_S = 0.1
 
 
@@ -88,7 +88,12 @@ def stop_all(procs: list[subprocess.Popen], views: list[RankView], grace: float)
         wait_all(procs, views, 10.0)
 
 
-def supervise(procs: list[subprocess.Popen], views: list[RankView], stopping: threading.Event) -> int:
+def stop_grace(termination_grace: int) -> float:
+    """How long stopping ranks get after SIGTERM: the pod's grace period less a margin, at least 1 s."""
+    return max(1.0, termination_grace - STOP_MARGIN_S)
+
+
+def supervise(procs: list[subprocess.Popen], views: list[RankView], stopping: threading.Event, grace: float) -> int:
     while not stopping.is_set():
         exited = reap(procs, views)
         if exited:
@@ -98,7 +103,7 @@ def supervise(procs: list[subprocess.Popen], views: list[RankView], stopping: th
             return failed.exit_code or 1
         stopping.wait(POLL_S)
     log.info("stopping: forwarding SIGTERM to %d ranks", len(procs))
-    stop_all(procs, views, STOP_GRACE_S)
+    stop_all(procs, views, grace)
     codes = [v.exit_code for v in views]
     return next((c for c in codes if c), 0)
 
@@ -136,6 +141,6 @@ def run_launcher(pod: PodEnv) -> int:
     # spawned from the main thread: PR_SET_PDEATHSIG fires when the spawning thread ends
     procs = [spawn(pod, v) for v in views]
     log.info("started ranks %s (pids %s)", [v.rank for v in views], [p.pid for p in procs])
-    code = supervise(procs, views, stopping)
+    code = supervise(procs, views, stopping, stop_grace(pod.termination_grace))
     log.info("exiting with %d", code)
     return code

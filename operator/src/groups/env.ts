@@ -57,6 +57,7 @@ export function contractEnv({ bd, group, pod, epoch, clusterDomain }: PodEnvPara
     BLOOM_HTTP_PORT: String(spec.worker.httpPort),
     BLOOM_HEALTH_PORT: String(spec.worker.healthPort),
     BLOOM_RENDEZVOUS_TIMEOUT: String(spec.rendezvous.timeoutSeconds),
+    BLOOM_TERMINATION_GRACE_SECONDS: String(spec.worker.terminationGracePeriodSeconds),
   };
 }
 

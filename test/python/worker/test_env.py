@@ -28,6 +28,7 @@ def pod() -> dict[str, str]:
         "BLOOM_HTTP_PORT": "8080",
         "BLOOM_HEALTH_PORT": "8081",
         "BLOOM_RENDEZVOUS_TIMEOUT": "300",
+        "BLOOM_TERMINATION_GRACE_SECONDS": "30",
     }
 
 

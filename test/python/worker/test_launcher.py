@@ -64,6 +64,22 @@ def test_sigterm_stops_every_rank_of_the_pod(shards_a: dict[int, Path], spawn) -
     assert "stopping: forwarding SIGTERM to 2 ranks" in pod.output()
 
 
+@pytest.mark.parametrize("grace", [6, 12])
+def test_sigterm_gives_ranks_the_pods_grace_period(grace: int, shards_a: dict[int, Path], spawn) -> None:
+    """A rank that cannot stop (SIGSTOPped) is killed after BLOOM_TERMINATION_GRACE_SECONDS less 2 s:
+    no sooner (a user's longer grace is honoured), and before the kubelet's own SIGKILL."""
+    g = spawn(shards_a[2], 2, nproc=2, overrides={0: {"BLOOM_TERMINATION_GRACE_SECONDS": str(grace)}}).wait_ready(120)
+    pod = g.pods[0]
+    pids = pod.rank_pids()
+    os.kill(pids[1], signal.SIGSTOP)
+    t0 = time.monotonic()
+    pod.proc.send_signal(signal.SIGTERM)
+    assert g.wait_exit(0, grace + 10) == 128 + signal.SIGKILL, pod.output()[-2000:]
+    elapsed = time.monotonic() - t0
+    assert grace - 2 - 0.5 <= elapsed < grace, f"stopped after {elapsed:.1f}s with a grace of {grace}s"
+    assert not any(alive(pid) for pid in pids)
+
+
 def test_torchrun_runs_the_ranks_from_the_pet_defaults(shards_a: dict[int, Path], spawn, tmp_path: Path) -> None:
     """`torchrun -m bloom_worker.main` with no topology flags: rank 0 joins the agent's store, local
     rank 0 serves the pod's health port for itself only."""

@@ -231,6 +231,7 @@ def launch(
             "BLOOM_HTTP_PORT": str(http),
             "BLOOM_HEALTH_PORT": str(free_port(binds[node])),
             "BLOOM_RENDEZVOUS_TIMEOUT": str(timeout),
+            "BLOOM_TERMINATION_GRACE_SECONDS": "30",
         }
         values.update((overrides or {}).get(node, {}))
         for name in CONTRACT["torchrunDefaults"]:
