@@ -2,7 +2,7 @@
  * `npm run bench:controlplane`: how fast the real operator brings BloomDeployments up on a local
  * control plane with 50 fake 8-GPU nodes (kwok), and how many API writes it makes per group.
  *
- *   1. 1 group (TP=8), N times (a fresh deployment each time): creation -> every rank pod
+ *   1. 1 group (TP=8), N times (a fresh deployment each time): creation -> every pod
  *      Running+Ready (pod watch) and -> status.readyReplicas=1 (deployment watch).
  *   2. 50 groups (400 pods on 50 nodes), a few times (deleted in between).
  *   3. API writes by the operator per group, from the audit log, by resource and verb.
@@ -155,11 +155,11 @@ async function main(): Promise<void> {
 | cluster | LocalCluster .cluster/bench: ${NODES} kwok nodes x 8 GPUs, audit log of writes; TP=${TP} as one 8-GPU pod per group |
 | wall time | ${wall.toFixed(0)} s (cluster start included) |
 
-Time from the create request to every rank pod Running+Ready (pod watch) and to \`status.readyReplicas\` = groups (deployment watch); median (min–max), seconds.
+Time from the create request to every pod of the groups Running+Ready (pod watch) and to \`status.readyReplicas\` = groups (deployment watch); median (min–max), seconds.
 
 | scenario | runs | pods Running+Ready | status.readyReplicas | operator writes per group |
 |---|---:|---:|---:|---:|
-| 1 group (8 pods) | ${single.length} | ${mmm(single.map((r) => r.podsReadyMs))} | ${mmm(single.map((r) => r.statusReadyMs))} | ${median(perRunWrites(single)).toFixed(1)} (${Math.min(...perRunWrites(single)).toFixed(1)}–${Math.max(...perRunWrites(single)).toFixed(1)}) |
+| 1 group (${PODS_PER_GROUP} pod of ${TP} GPUs) | ${single.length} | ${mmm(single.map((r) => r.podsReadyMs))} | ${mmm(single.map((r) => r.statusReadyMs))} | ${median(perRunWrites(single)).toFixed(1)} (${Math.min(...perRunWrites(single)).toFixed(1)}–${Math.max(...perRunWrites(single)).toFixed(1)}) |
 | ${FLEET_GROUPS} groups (${FLEET_GROUPS * PODS_PER_GROUP} pods of ${TP} GPUs on ${NODES} nodes) | ${fleet.length} | ${mmm(fleet.map((r) => r.podsReadyMs))} | ${mmm(fleet.map((r) => r.statusReadyMs))} | ${median(perRunWrites(fleet)).toFixed(1)} (${Math.min(...perRunWrites(fleet)).toFixed(1)}–${Math.max(...perRunWrites(fleet)).toFixed(1)}) |
 
 Per-run values (s, pods / status): 1 group: ${single.map((r) => `${sec(r.podsReadyMs)}/${sec(r.statusReadyMs)}`).join(', ')}; ${FLEET_GROUPS} groups: ${fleet.map((r) => `${sec(r.podsReadyMs)}/${sec(r.statusReadyMs)}`).join(', ')}.

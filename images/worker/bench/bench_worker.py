@@ -148,6 +148,7 @@ def serve(shards: Path, tp: int, logdir: Path) -> tuple[list[subprocess.Popen], 
         BLOOM_HTTP_PORT=str(http),
         BLOOM_HEALTH_PORT=str(health),
         BLOOM_RENDEZVOUS_TIMEOUT="120",
+        BLOOM_TERMINATION_GRACE_SECONDS="5",
         BLOOM_BIND_ADDRESS="127.0.0.1",
         OMP_NUM_THREADS="1",
     )
@@ -161,8 +162,9 @@ def serve(shards: Path, tp: int, logdir: Path) -> tuple[list[subprocess.Popen], 
                 break
         except requests.RequestException:
             pass
-        if time.time() > deadline:
-            raise RuntimeError("group not ready")
+        if proc.poll() is not None or time.time() > deadline:
+            tail = (logdir / "pod.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"group not ready (exit code {proc.poll()}):\n{tail}")
         time.sleep(0.2)
     return [proc], f"http://127.0.0.1:{http}", [health]
 
