@@ -28,7 +28,7 @@ rules:
 
 /**
  * A Kubernetes control plane on loopback, built from source by hack/toolchain.sh:
- * etcd, kube-apiserver (TLS, RBAC, service-account keys, default admission plugins,
+ * etcd, kube-apiserver (TLS, RBAC, service-account keys, default admission plugins + OwnerReferencesPermissionEnforcement,
  * audit log of writes), kube-controller-manager, kube-scheduler and kwok with fake GPU nodes.
  * Everything lives under `dir`: `dir/kubeconfig` is the admin kubeconfig.
  */
@@ -156,7 +156,10 @@ export class LocalCluster {
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${join(pki, 'sa.pub')}`, `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
       '--service-cluster-ip-range=10.96.0.0/16', '--allow-privileged=true',
-      '--feature-gates=ImageVolume=true',
+      // on top of the default plugins: what OpenShift enforces for owner references with blockOwnerDeletion
+      '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
+      // MutatingAdmissionPolicy (beta, off by default): the e2e tests add a foreign scheduling gate at admission
+      '--feature-gates=ImageVolume=true,MutatingAdmissionPolicy=true', '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
       `--audit-policy-file=${join(this.stateDir, 'audit-policy.yaml')}`, `--audit-log-path=${this.auditLog}`,
       '--audit-log-format=json', '--audit-log-mode=blocking',
       '--profiling=false', '--v=1',

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
 import { LABELS } from '../../operator/src/groups/labels.js';
 import { GANG_SCHEDULING_GATE } from '../../operator/src/groups/pod.js';
@@ -145,6 +147,50 @@ describe('BloomDeployment operator on a real control plane', function () {
     const pods = await podsOf(ctx, 'gated');
     assert.equal(pods.length, 2);
     assert.equal(new Set(pods.map((p) => p.spec?.nodeName)).size, 2, 'one node per pod');
+  });
+
+  it('lifts only its own gate: a scheduling gate another controller adds at admission stays', async () => {
+    const foreign = 'example.com/foreign-admission';
+    const policy = {
+      apiVersion: 'admissionregistration.k8s.io/v1beta1', kind: 'MutatingAdmissionPolicy', metadata: { name: `foreign-gate-${ctx.namespace}` },
+      spec: {
+        matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }] },
+        matchConditions: [{ name: 'this-test', expression: `object.metadata.namespace == '${ctx.namespace}' && has(object.metadata.labels) && object.metadata.labels[?'${LABELS.deployment}'].orValue('') == 'foreign'` }],
+        failurePolicy: 'Fail', reinvocationPolicy: 'Never',
+        mutations: [{ patchType: 'JSONPatch', jsonPatch: { expression: `[JSONPatch{op: 'add', path: '/spec/schedulingGates/-', value: Object.spec.schedulingGates{name: '${foreign}'}}]` } }],
+      },
+    };
+    const binding = { apiVersion: 'admissionregistration.k8s.io/v1beta1', kind: 'MutatingAdmissionPolicyBinding', metadata: { name: policy.metadata.name }, spec: { policyName: policy.metadata.name } };
+    const file = join(ctx.cluster.stateDir, `${policy.metadata.name}.json`);
+    writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [policy, binding] }));
+    await kubectl(ctx.cluster, 'apply', '-f', file);
+    try {
+      await waitFor('the policy to act on new pods', async () => {
+        const probe = { metadata: { name: `probe-${Date.now()}`, labels: { [LABELS.deployment]: 'foreign' } }, spec: { schedulingGates: [{ name: 'x/probe' }], containers: [{ name: 'c', image: 'x' }] } };
+        const created = await ctx.core.createNamespacedPod({ namespace: ctx.namespace, body: probe });
+        await ctx.core.deleteNamespacedPod({ name: created.metadata!.name!, namespace: ctx.namespace, gracePeriodSeconds: 0 });
+        return (created.spec?.schedulingGates ?? []).some((g) => g.name === foreign);
+      }, 30_000, 500);
+      await createBd(ctx, testDeployment('foreign', multiPodSpec(8, 4)));
+      await waitFor('the operator to lift its own gate', async () => {
+        const pods = await podsOf(ctx, 'foreign');
+        return pods.length === 2 && pods.every((p) => JSON.stringify(p.spec?.schedulingGates?.map((g) => g.name)) === JSON.stringify([foreign]));
+      }, 60_000);
+      await sleep(2000);
+      for (const pod of await podsOf(ctx, 'foreign')) {
+        assert.deepEqual(pod.spec?.schedulingGates?.map((g) => g.name), [foreign], 'the foreign gate stays');
+        assert.equal(pod.spec?.nodeName, undefined, 'held by the other controller');
+      }
+      // the other controller admits the pods: the group schedules and serves
+      for (const pod of await podsOf(ctx, 'foreign')) {
+        await kubectl(ctx.cluster, '-n', ctx.namespace, 'patch', 'pod', pod.metadata!.name!, '--type', 'json', '-p', '[{"op":"remove","path":"/spec/schedulingGates/0"}]');
+      }
+      await waitForBd(ctx, 'foreign', 'Ready once the foreign gate is lifted', (b) => b.status?.readyReplicas === 1, 60_000);
+    } finally {
+      await kubectl(ctx.cluster, 'delete', '-f', file, '--ignore-not-found').catch(() => {});
+      await customObjects(ctx.kc).deleteNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ctx.namespace, plural: PLURAL, name: 'foreign' }).catch(() => {});
+      await waitFor('foreign pods gone', async () => (await podsOf(ctx, 'foreign')).length === 0, 90_000);
+    }
   });
 
   it(`rejects ${INVALID_MANIFESTS.length} invalid manifests at admission with a message naming the field`, async () => {

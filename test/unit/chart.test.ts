@@ -45,6 +45,7 @@ type Any = any;
 const WATCHED_RULES: PolicyRule[] = [
   { apiGroups: ['inference.bloom.dev'], resources: ['bloomdeployments'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['inference.bloom.dev'], resources: ['bloomdeployments/status'], verbs: ['get', 'update', 'patch'] },
+  { apiGroups: ['inference.bloom.dev'], resources: ['bloomdeployments/finalizers'], verbs: ['update'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete', 'patch'] },
   { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch', 'create', 'delete', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },

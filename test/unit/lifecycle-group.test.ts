@@ -48,6 +48,14 @@ describe('planGroup (gang lifecycle of one group)', () => {
     assert.deepEqual(kinds(plan({ pods: gated })), ['ungatePod', 'ungatePod', 'ungatePod', 'ungatePod']);
   });
 
+  it('lifts only its own gate: the action names its index among other controllers\' gates', () => {
+    const gated = group().map((p) => { p.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }, { name: 'inference.bloom.dev/gang' }]; delete p.spec!.nodeName; return p; });
+    const ungates = plan({ pods: gated }).actions.filter((a) => a.kind === 'ungatePod');
+    assert.deepEqual(ungates.map((a) => a.kind === 'ungatePod' && a.gateIndex), [1, 1, 1, 1]);
+    const lifted = gated.map((p) => { p.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }]; return p; });
+    assert.equal(plan({ pods: lifted }).actions.filter((a) => a.kind === 'ungatePod').length, 0, 'a foreign gate alone is not ours to lift');
+  });
+
   it('reports ready pods and ready ranks (pods x gpusPerPod)', () => {
     const pods = group();
     pods[3]!.status!.conditions = [{ type: 'Ready', status: 'False', lastTransitionTime: new Date(T0 + 59_000) }];

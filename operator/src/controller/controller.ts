@@ -232,7 +232,7 @@ export class BloomController {
           case 'patchRecord': return w.patchServiceRecord(namespace, a.name, a.resourceVersion, a.annotations, a.selector);
           case 'deletePod': return w.deletePod(namespace, a.name, a.uid, a.force);
           case 'createPod': return w.createPod(a.pod);
-          case 'ungatePod': return w.ungatePod(namespace, a.name).then(() => { this.ungated.add(a.uid); });
+          case 'ungatePod': return w.ungatePod(namespace, a.name, a.gateIndex).then(() => { this.ungated.add(a.uid); });
           case 'createPdb': return w.createPdb(a.pdb);
           case 'deletePdb': return w.deletePdb(namespace, a.name);
         }

@@ -6,10 +6,12 @@
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, type V1PodDisruptionBudget, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service, type V1ServicePort } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
+import { GANG_SCHEDULING_GATE } from '../groups/pod.js';
 import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
 
 export const FIELD_MANAGER = 'bloom-operator';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 
 export const statusCode = (err: unknown): number | undefined => (err as { code?: number })?.code;
 
@@ -45,9 +47,16 @@ export class KubeWriter {
     }), [404, 409]);
   }
 
-  /** Lifts the gang scheduling gate (gates can only be removed, so this is the only patch ever made to a pod). */
-  ungatePod(namespace: string, name: string) {
-    return this.call('patch', 'pods', () => this.core.patchNamespacedPod({ name, namespace, body: { spec: { schedulingGates: null } }, fieldManager: FIELD_MANAGER }, mergePatch), [404]);
+  /**
+   * Lifts the operator's gang gate, and only it: a JSON patch that tests the gate's name at its index
+   * and removes that entry, so other controllers' gates (Kueue, policy webhooks) stay. A stale index
+   * fails the test (422) and the reconcile is retried on a fresh cache. Gates can only be removed, so
+   * this is the only patch ever made to a pod.
+   */
+  ungatePod(namespace: string, name: string, gateIndex: number) {
+    const path = `/spec/schedulingGates/${gateIndex}`;
+    const body = [{ op: 'test', path: `${path}/name`, value: GANG_SCHEDULING_GATE }, { op: 'remove', path }];
+    return this.call('patch', 'pods', () => this.core.patchNamespacedPod({ name, namespace, body, fieldManager: FIELD_MANAGER }, jsonPatch), [404]);
   }
 
   createService(service: V1Service) {

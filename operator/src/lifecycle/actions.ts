@@ -9,7 +9,8 @@ export type Action =
   /** Merge-patch a Service's selector and ports (the client Service after a port change). */
   | { kind: 'patchServiceSpec'; name: string; resourceVersion: string; selector: Record<string, string>; ports: V1ServicePort[] }
   | { kind: 'createPod'; pod: V1Pod }
-  | { kind: 'ungatePod'; name: string; uid: string }
+  /** Remove the operator's gang gate, at `gateIndex` of the cached pod's schedulingGates (and no other gate). */
+  | { kind: 'ungatePod'; name: string; uid: string; gateIndex: number }
   | { kind: 'deletePod'; name: string; uid: string; force: boolean }
   | { kind: 'createPdb'; pdb: V1PodDisruptionBudget }
   | { kind: 'deletePdb'; name: string };

@@ -14,7 +14,7 @@ import type { Action, EventSpec } from './actions.js';
 import { backoffMs, restartsInWindow } from './backoff.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
 import type { DomainPicker } from './placement.js';
-import { isGated, isReady, isTerminating, notReadySince, podEpoch, podFault, podIndex, unschedulableSince, type NodeViews } from './observe.js';
+import { isGated, isReady, isTerminating, notReadySince, ownGateIndex, podEpoch, podFault, podIndex, unschedulableSince, type NodeViews } from './observe.js';
 
 export interface GroupPlanInput {
   bd: BloomDeployment;
@@ -268,7 +268,7 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
   }
   const gated = current.filter(isGated);
   if (gated.length > 0) {
-    for (const pod of gated) actions.push({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' });
+    for (const pod of gated) actions.push({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', gateIndex: ownGateIndex(pod) });
     return finish('Pending');
   }
   const ready = current.every(isReady);

@@ -33,7 +33,9 @@ export const podGroup = (pod: V1Pod) => labelNumber(pod, LABELS.group);
 /** Index of a pod in its group (NODE_RANK). */
 export const podIndex = (pod: V1Pod) => labelNumber(pod, LABELS.pod);
 export const podEpoch = (pod: V1Pod) => labelNumber(pod, LABELS.epoch);
-export const isGated = (pod: V1Pod) => (pod.spec?.schedulingGates ?? []).some((g) => g.name === GANG_SCHEDULING_GATE);
+/** Position of the operator's own gang gate among the pod's scheduling gates (-1 when lifted); other controllers' gates stay. */
+export const ownGateIndex = (pod: V1Pod) => (pod.spec?.schedulingGates ?? []).findIndex((g) => g.name === GANG_SCHEDULING_GATE);
+export const isGated = (pod: V1Pod) => ownGateIndex(pod) >= 0;
 export const isTerminating = (pod: V1Pod) => pod.metadata?.deletionTimestamp !== undefined && pod.metadata?.deletionTimestamp !== null;
 
 export function isReady(pod: V1Pod): boolean {
