@@ -80,20 +80,16 @@ def test_store_binds_the_loopback_master_only() -> None:
     assert store_bind_address(envmod.parse_rank_env({**rank(), "BLOOM_BIND_ADDRESS": "10.0.0.4"})) == "10.0.0.4"
 
 
-@pytest.mark.parametrize("name", sorted(pod()))
-def test_every_pod_name_is_required(name: str) -> None:
-    env = pod()
+@pytest.mark.parametrize(
+    ("parse", "full", "name"),
+    [(envmod.parse_pod_env, pod, n) for n in sorted(pod())] + [(envmod.parse_rank_env, rank, n) for n in sorted(rank())],
+)
+def test_every_name_is_required(parse, full, name: str) -> None:
+    """In the launcher (pod variables) and in a rank (pod and process variables)."""
+    env = full()
     del env[name]
     with pytest.raises(envmod.EnvError, match=name):
-        envmod.parse_pod_env(env)
-
-
-@pytest.mark.parametrize("name", sorted(rank()))
-def test_every_rank_name_is_required(name: str) -> None:
-    env = rank()
-    del env[name]
-    with pytest.raises(envmod.EnvError, match=name):
-        envmod.parse_rank_env(env)
+        parse(env)
 
 
 @pytest.mark.parametrize(
