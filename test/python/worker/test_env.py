@@ -82,7 +82,8 @@ def test_store_binds_the_loopback_master_only() -> None:
 
 @pytest.mark.parametrize(
     ("parse", "full", "name"),
-    [(envmod.parse_pod_env, pod, n) for n in sorted(pod())] + [(envmod.parse_rank_env, rank, n) for n in sorted(rank())],
+    [(envmod.parse_pod_env, pod, n) for n in sorted(pod())]
+    + [(envmod.parse_rank_env, rank, n) for n in sorted(rank())],
 )
 def test_every_name_is_required(parse, full, name: str) -> None:
     """In the launcher (pod variables) and in a rank (pod and process variables)."""
