@@ -39,6 +39,26 @@ current-context: ${user}@bloom-local
 `;
 }
 
+/**
+ * A kubeconfig for a plain-HTTP server that takes no credentials, like the fault proxy (test/faultproxy),
+ * which authenticates upstream itself. client-node only talks plain HTTP with insecure-skip-tls-verify.
+ */
+export function plainHttpKubeconfig(server: string): string {
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: plain-http
+  cluster: {server: ${server}, insecure-skip-tls-verify: true}
+users:
+- name: anonymous
+  user: {}
+contexts:
+- name: anonymous@plain-http
+  context: {cluster: plain-http, user: anonymous}
+current-context: anonymous@plain-http
+`;
+}
+
 export function writeKubeconfig(path: string, content: string): string {
   writeFileSync(path, content, { mode: 0o600 });
   return path;
