@@ -154,7 +154,7 @@ export interface Condition {
   lastTransitionTime: string;
   observedGeneration?: number;
 }
-export const CONDITION_TYPES = { available: 'Available', progressing: 'Progressing', degraded: 'Degraded' } as const;
+export const CONDITION_TYPES = { available: 'Available', progressing: 'Progressing', degraded: 'Degraded', replicaFailure: 'ReplicaFailure' } as const;
 
 export interface GroupFailure {
   /** Short CamelCase cause, e.g. RankFailed, StartupTimeout, ReadinessLost, NodeLost. */

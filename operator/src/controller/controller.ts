@@ -1,11 +1,13 @@
 /**
  * The BloomDeployment controller: informers on BloomDeployments and on the pods,
- * Services and nodes they depend on feed one work queue keyed namespace/name;
+ * Services, budgets and nodes they depend on feed one work queue keyed namespace/name;
  * workers reconcile keys one at a time each (never one key twice at once), run
  * the pure planDeployment, and execute its writes. Level-triggered: every
  * reconcile starts from the caches, so an unchanged deployment costs no write.
+ * Nothing is planned before every informer has completed a LIST, nor while the
+ * caches have not yet shown this controller's own last writes (expectations).
  */
-import { CoreV1Api, CustomObjectsApi, PolicyV1Api, type V1PodDisruptionBudget, type KubeConfig, type KubernetesListObject, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PolicyV1Api, type V1PodDisruptionBudget, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Node, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment } from '../api/types.js';
@@ -14,11 +16,14 @@ import { canonicalJson } from '../groups/revision.js';
 import type { Action } from '../lifecycle/actions.js';
 import { nodeView, type NodeView } from '../lifecycle/observe.js';
 import { planDeployment } from '../lifecycle/plan.js';
+import { withWriteFailures, type WriteFailure } from '../lifecycle/status.js';
 import type { Logger } from '../log.js';
-import { countGroupPhases, forgetDeployment, recordGroupRestart, setGroupPhases, setWorkqueueDepth, timeReconcile, type OperatorMetrics } from '../metrics/metrics.js';
+import { countGroupPhases, forgetDeployment, recordGroupRestart, recordWriteFailure, setGroupPhases, setWorkqueueDepth, timeReconcile, type OperatorMetrics } from '../metrics/metrics.js';
 import { EventRecorder } from './events.js';
-import { ResilientInformer } from './informer.js';
-import { KubeWriter } from './kube-writer.js';
+import { executeScoped } from './execute.js';
+import { Expectations, type CacheLookup, type Expectation, type Resource } from './expectations.js';
+import { Informer } from './informer.js';
+import { KubeWriter, statusCode } from './kube-writer.js';
 import { WorkQueue } from './queue.js';
 
 export interface ControllerOptions {
@@ -36,24 +41,76 @@ export interface ControllerOptions {
   identity?: string;
   /** Reconcile every deployment at this period even without events (a guard against a missed event). */
   resyncMs?: number;
+  /** start() fails when the informers have not all listed within this time (default 120 s). */
+  cacheSyncTimeoutMs?: number;
+  /** live() turns false when one reconcile has been running longer than this (default 180 s). */
+  stuckReconcileMs?: number;
+  /** Informer tuning (tests): LIST/watch back-off and the silent-watch cut. */
+  informer?: { backoff?: { initialMs: number; maxMs: number }; idleMs?: number };
   now?: () => number;
 }
 
 const key = (namespace: string | undefined, name: string | undefined) => `${namespace ?? ''}/${name ?? ''}`;
+const message = (err: unknown) => {
+  const e = err as { body?: unknown; message?: string };
+  if (typeof e?.body === 'string') {
+    try { return (JSON.parse(e.body) as { message?: string }).message ?? e.body; } catch { return e.body; }
+  }
+  return String(e?.message ?? err);
+};
+
+/** Writes whose refusal only means the cache was stale (the reconcile is retried on a fresh one): no Warning for them. */
+function isStale(action: Action, err: unknown): boolean {
+  const code = statusCode(err);
+  return (code === 409 && action.kind === 'patchRecord') || (code === 422 && action.kind === 'ungatePod');
+}
+
+function writeFailure(action: Action, err: unknown): WriteFailure {
+  const reason = action.kind.startsWith('create') ? 'FailedCreate' : action.kind.startsWith('delete') ? 'FailedDelete' : 'FailedPatch';
+  const target = (() => {
+    switch (action.kind) {
+      case 'createService': case 'applyService': return `Service ${action.service.metadata?.name}`;
+      case 'createPod': return `Pod ${action.pod.metadata?.name}`;
+      case 'createPdb': case 'applyPdb': return `PodDisruptionBudget ${action.pdb.metadata?.name}`;
+      case 'deletePdb': return `PodDisruptionBudget ${action.name}`;
+      case 'deleteService': case 'patchRecord': return `Service ${action.name}`;
+      case 'deletePod': case 'ungatePod': return `Pod ${action.name}`;
+    }
+  })();
+  return { reason, message: `${action.kind} ${target}: ${message(err)}` };
+}
+
+/** What the cache must show once a write landed (creates and deletes; applies and gate removals are idempotent). */
+function expectationOf(action: Action): Expectation | undefined {
+  switch (action.kind) {
+    case 'createPod': return { kind: 'present', resource: 'pods', name: action.pod.metadata!.name! };
+    case 'createService': return { kind: 'present', resource: 'services', name: action.service.metadata!.name! };
+    case 'createPdb': return { kind: 'present', resource: 'poddisruptionbudgets', name: action.pdb.metadata!.name! };
+    case 'patchRecord': return { kind: 'present', resource: 'services', name: action.name, notResourceVersion: action.resourceVersion };
+    case 'deletePod': return { kind: 'absent', resource: 'pods', name: action.name, uid: action.uid };
+    case 'deleteService': return { kind: 'absent', resource: 'services', name: action.name, uid: action.uid };
+    case 'deletePdb': return { kind: 'absent', resource: 'poddisruptionbudgets', name: action.name, uid: action.uid };
+    default: return undefined;
+  }
+}
 
 export class BloomController {
   private readonly writer: KubeWriter;
   private readonly queue = new WorkQueue();
-  private readonly bds: ResilientInformer<BloomDeployment>;
-  private readonly pods: ResilientInformer<V1Pod>;
-  private readonly services: ResilientInformer<V1Service>;
-  private readonly nodes: ResilientInformer<V1Node> | undefined;
-  private readonly pdbs: ResilientInformer<V1PodDisruptionBudget> | undefined;
+  private readonly bds: Informer<BloomDeployment>;
+  private readonly pods: Informer<V1Pod>;
+  private readonly services: Informer<V1Service>;
+  private readonly nodes: Informer<V1Node> | undefined;
+  private readonly pdbs: Informer<V1PodDisruptionBudget> | undefined;
+  private readonly informers: Array<Informer<KubernetesObject>>;
   private readonly events: EventRecorder;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly expectations = new Expectations();
   private workers: Promise<void>[] = [];
   private resync: NodeJS.Timeout | undefined;
+  /** Start time of each reconcile in flight (the liveness heartbeat). */
+  private readonly inFlight = new Map<string, number>();
   /**
    * Stale-cache guards (the informers lag behind our own writes): pods whose gate this process
    * already lifted (gates are never added back), and the status object each key last wrote,
@@ -61,7 +118,7 @@ export class BloomController {
    */
   private readonly ungated = new Set<string>();
   private readonly statusWritten = new Map<string, { over: string; bd: BloomDeployment }>();
-  private synced = false;
+  private started = false;
 
   constructor(private readonly options: ControllerOptions) {
     const { kubeConfig, namespace, log } = options;
@@ -73,72 +130,89 @@ export class BloomController {
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     const owned = LABELS.deployment;
     const scope = namespace ? `/namespaces/${namespace}` : '';
-    const common = { kubeConfig, log };
+    const common = { kubeConfig, log, ...(options.metrics ? { metrics: options.metrics } : {}), ...options.informer };
 
-    this.bds = new ResilientInformer<BloomDeployment>({
+    this.bds = new Informer<BloomDeployment>({
       ...common, name: 'bloomdeployments', path: `/apis/${API_GROUP}/${API_VERSION}${scope}/${PLURAL}`,
       list: async () => (namespace
         ? await custom.listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace, plural: PLURAL })
         : await custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL })) as KubernetesListObject<BloomDeployment>,
     });
-    this.pods = new ResilientInformer<V1Pod>({
+    this.pods = new Informer<V1Pod>({
       ...common, name: 'pods', path: `/api/v1${scope}/pods`, labelSelector: owned,
       list: () => (namespace ? core.listNamespacedPod({ namespace, labelSelector: owned }) : core.listPodForAllNamespaces({ labelSelector: owned })),
     });
-    this.services = new ResilientInformer<V1Service>({
+    this.services = new Informer<V1Service>({
       ...common, name: 'services', path: `/api/v1${scope}/services`, labelSelector: owned,
       list: () => (namespace ? core.listNamespacedService({ namespace, labelSelector: owned }) : core.listServiceForAllNamespaces({ labelSelector: owned })),
     });
+    const byOwnerLabel = (obj: KubernetesObject) => {
+      const owner = obj.metadata?.labels?.[owned];
+      if (owner) this.enqueue(key(obj.metadata?.namespace, owner));
+    };
     if (options.manageDisruptionBudgets ?? true) {
       const policy = kubeConfig.makeApiClient(PolicyV1Api);
-      this.pdbs = new ResilientInformer<V1PodDisruptionBudget>({
+      this.pdbs = new Informer<V1PodDisruptionBudget>({
         ...common, name: 'poddisruptionbudgets', path: `/apis/policy/v1${scope}/poddisruptionbudgets`, labelSelector: owned,
         list: () => (namespace
           ? policy.listNamespacedPodDisruptionBudget({ namespace, labelSelector: owned })
           : policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: owned })),
       });
-      this.pdbs.onEvent((pdb) => {
-        const owner = pdb.metadata?.labels?.[owned];
-        if (owner) this.enqueue(key(pdb.metadata?.namespace, owner));
-      });
+      this.pdbs.onEvent(byOwnerLabel);
     }
     if (options.watchNodes ?? true) {
-      this.nodes = new ResilientInformer<V1Node>({ ...common, name: 'nodes', path: '/api/v1/nodes', list: () => core.listNode() });
+      this.nodes = new Informer<V1Node>({ ...common, name: 'nodes', path: '/api/v1/nodes', list: () => core.listNode() });
+      this.nodes.onEvent((node) => {
+        for (const pod of this.pods.list()) if (pod.spec?.nodeName === node.metadata?.name) byOwnerLabel(pod);
+      });
     }
-
     this.bds.onEvent((bd) => this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name)));
-    const byOwnerLabel = (obj: V1Pod | V1Service) => {
-      const owner = obj.metadata?.labels?.[owned];
-      if (owner) this.enqueue(key(obj.metadata?.namespace, owner));
-    };
     this.pods.onEvent(byOwnerLabel);
     this.services.onEvent(byOwnerLabel);
-    this.nodes?.onEvent((node) => {
-      for (const pod of this.pods.cache.list()) if (pod.spec?.nodeName === node.metadata?.name) byOwnerLabel(pod);
-    });
+    this.informers = [this.bds, this.pods, this.services, this.nodes, this.pdbs].filter((i) => i !== undefined) as Array<Informer<KubernetesObject>>;
   }
 
-  /** True once every informer holds its initial list. */
-  get ready(): boolean { return this.synced; }
+  /** True once every informer holds its initial list and the workers run. */
+  get ready(): boolean { return this.started; }
+
+  /** The reconcile loop's heartbeat: false while a reconcile has been stuck longer than stuckReconcileMs. */
+  live(): boolean {
+    const limit = this.options.stuckReconcileMs ?? 180_000;
+    const now = Date.now();
+    return [...this.inFlight.values()].every((since) => now - since < limit);
+  }
 
   private enqueue(k: string): void {
     this.queue.add(k);
     if (this.options.metrics) setWorkqueueDepth(this.options.metrics, this.queue.length);
   }
 
+  /**
+   * Starts the informers and, once each has completed a LIST, the workers. Rejects (with the
+   * informers stopped) when they have not all synced within cacheSyncTimeoutMs, naming the ones
+   * that did not and their last error: the caller must not lead without caches.
+   */
   async start(): Promise<void> {
-    await Promise.all([this.bds.start(), this.pods.start(), this.services.start(), this.nodes?.start(), this.pdbs?.start()]);
-    this.synced = true;
+    for (const informer of this.informers) informer.start();
+    const timeoutMs = this.options.cacheSyncTimeoutMs ?? 120_000;
+    try {
+      await Promise.all(this.informers.map((i) => i.waitForSync(AbortSignal.timeout(timeoutMs))));
+    } catch (err) {
+      const missing = this.informers.filter((i) => !i.synced).map((i) => `${i.name}${i.error ? ` (${i.error})` : ''}`);
+      await Promise.all(this.informers.map((i) => i.stop()));
+      throw new Error(`caches did not sync within ${timeoutMs} ms: ${missing.join(', ') || String(err)}`);
+    }
     const enqueueAll = () => {
-      const live = new Set(this.pods.cache.list().map((p) => p.metadata?.uid));
+      const live = new Set(this.pods.list().map((p) => p.metadata?.uid));
       for (const uid of this.ungated) if (!live.has(uid)) this.ungated.delete(uid);
-      for (const bd of this.bds.cache.list()) this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name));
+      for (const bd of this.bds.list()) this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name));
     };
     enqueueAll();
     this.resync = setInterval(enqueueAll, this.options.resyncMs ?? 60_000);
     this.resync.unref();
     const workers = this.options.workers ?? 4;
     this.workers = Array.from({ length: workers }, () => this.work());
+    this.started = true;
     this.log.info('controller started', { namespace: this.options.namespace ?? '(all)', workers });
   }
 
@@ -146,12 +220,13 @@ export class BloomController {
     clearInterval(this.resync);
     this.queue.shutDown();
     await Promise.all(this.workers);
-    await Promise.all([this.bds.stop(), this.pods.stop(), this.services.stop(), this.nodes?.stop(), this.pdbs?.stop()]);
-    this.synced = false;
+    await Promise.all(this.informers.map((i) => i.stop()));
+    this.started = false;
   }
 
   private async work(): Promise<void> {
     for (let k = await this.queue.get(); k !== undefined; k = await this.queue.get()) {
+      this.inFlight.set(k, Date.now());
       try {
         const run = () => this.reconcile(k!);
         if (this.options.metrics) await timeReconcile(this.options.metrics, run);
@@ -159,8 +234,9 @@ export class BloomController {
         this.queue.forget(k);
       } catch (err) {
         const delay = this.queue.addRateLimited(k);
-        this.log.warn('reconcile failed; retrying', { key: k, retryInMs: delay, error: String((err as Error)?.message ?? err), code: (err as { code?: number })?.code });
+        this.log.warn('reconcile failed; retrying', { key: k, retryInMs: delay, error: message(err), code: statusCode(err) });
       } finally {
+        this.inFlight.delete(k);
         this.queue.done(k);
         if (this.options.metrics) setWorkqueueDepth(this.options.metrics, this.queue.length);
       }
@@ -169,74 +245,124 @@ export class BloomController {
 
   private nodeViews(): Map<string, NodeView> | undefined {
     if (!this.nodes) return undefined;
-    return new Map(this.nodes.cache.list().map((n) => [n.metadata?.name ?? '', nodeView(n)]));
+    return new Map(this.nodes.list().map((n) => [n.metadata?.name ?? '', nodeView(n)]));
+  }
+
+  private lookup(namespace: string): CacheLookup {
+    const caches: Record<Resource, Informer<KubernetesObject> | undefined> = { pods: this.pods, services: this.services, poddisruptionbudgets: this.pdbs };
+    return (resource, name) => {
+      const o = caches[resource]?.get(name, namespace);
+      return o && { uid: o.metadata?.uid ?? '', resourceVersion: o.metadata?.resourceVersion ?? '', terminating: !!o.metadata?.deletionTimestamp };
+    };
   }
 
   /** One reconcile of one BloomDeployment: observe, plan, write the difference. */
   async reconcile(k: string): Promise<void> {
     const [namespace, name] = k.split('/') as [string, string];
-    let raw = this.bds.cache.get(name, namespace);
+    let raw = this.bds.get(name, namespace);
     const metrics = this.options.metrics;
     const written = this.statusWritten.get(k);
     if (raw && written && raw.metadata.resourceVersion === written.over) raw = written.bd;
     else this.statusWritten.delete(k);
     if (!raw) {
+      this.expectations.forget(k);
       if (metrics) forgetDeployment(metrics, namespace, name);
       return;
     }
     if (raw.metadata.deletionTimestamp) return;
+    const now = this.now();
+    const expected = this.expectations.check(k, this.lookup(namespace), now);
+    if (!expected.satisfied) {
+      // The informers' events for these objects enqueue the key again; the expiry is the backstop.
+      this.log.debug('waiting for the caches to show our writes', { deployment: k, waiting: expected.waiting.map((e) => `${e.kind} ${e.resource}/${e.name}`) });
+      this.queue.addAfter(k, (this.expectations.expiry(k) ?? now) - now + 10);
+      return;
+    }
     const bd = withDefaults(raw);
     const uid = bd.metadata.uid;
-    const ownedByThis = (o: V1Pod | V1Service | V1PodDisruptionBudget) =>
+    const ownedByThis = (o: KubernetesObject) =>
       o.metadata?.labels?.[LABELS.deployment] === name && (o.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
-    const now = this.now();
     const plan = planDeployment({
       bd,
-      services: this.services.cache.list(namespace).filter(ownedByThis),
-      pods: this.pods.cache.list(namespace).filter(ownedByThis),
-      placementPods: this.pods.cache.list(),
-      pdbs: this.pdbs?.cache.list(namespace).filter(ownedByThis),
+      services: this.services.list(namespace).filter(ownedByThis),
+      pods: this.pods.list(namespace).filter(ownedByThis),
+      placementPods: this.pods.list(),
+      pdbs: this.pdbs?.list(namespace).filter(ownedByThis),
       nodes: this.nodeViews(),
       now,
       clusterDomain: this.options.clusterDomain ?? 'cluster.local',
     });
 
-    // A failed write (a quota, a conflict with a stale cache) still leaves the status reported; the key is retried.
-    const failure = await this.execute(namespace, plan.actions.filter((a) => a.kind !== 'ungatePod' || !this.ungated.has(a.uid))).then(() => undefined, (err: unknown) => err);
-    if (failure === undefined) {
-      for (const event of plan.events) {
-        await this.events.emit(raw, event);
-        if (metrics && event.reason === 'GroupRestarting') recordGroupRestart(metrics, namespace, name);
-      }
+    const actions = plan.actions.filter((a) => a.kind !== 'ungatePod' || !this.ungated.has(a.uid));
+    if (await this.servicesLag(namespace, uid, actions)) {
+      this.queue.addAfter(k, 1_000);
+      return;
     }
-    if (canonicalJson(plan.status) !== canonicalJson(raw.status ?? {})) {
-      const updated = await this.writer.replaceStatus(raw, plan.status);
+    const landed: Expectation[] = [];
+    const result = await executeScoped(actions, async (a) => {
+      await this.write(namespace, a);
+      const e = expectationOf(a);
+      if (e) landed.push(e);
+    });
+    this.expectations.expect(k, landed, now);
+
+    const refused = result.failures.filter((f) => !isStale(f.action, f.error)).map((f) => writeFailure(f.action, f.error));
+    for (const failure of refused) {
+      await this.events.emit(raw, { type: 'Warning', reason: failure.reason, message: failure.message });
+      if (metrics) recordWriteFailure(metrics, namespace, name, failure.reason);
+    }
+    for (const event of plan.events) {
+      if (event.scope !== undefined && result.failedScopes.has(event.scope)) continue;
+      await this.events.emit(raw, event);
+      if (metrics && event.reason === 'GroupRestarting') recordGroupRestart(metrics, namespace, name);
+    }
+    const status = withWriteFailures(plan.status, refused, raw.status?.conditions, bd.metadata.generation, now);
+    if (canonicalJson(status) !== canonicalJson(raw.status ?? {})) {
+      const updated = await this.writer.replaceStatus(raw, status);
       if (updated) this.statusWritten.set(k, { over: raw.metadata.resourceVersion ?? '', bd: updated as BloomDeployment });
     }
-    if (failure !== undefined) throw failure;
+    if (result.failures.length > 0) {
+      const first = result.failures[0]!;
+      throw Object.assign(new Error(`${result.failures.length} write(s) failed; first: ${writeFailure(first.action, first.error).message}`), { code: statusCode(first.error) });
+    }
     if (metrics) setGroupPhases(metrics, namespace, name, countGroupPhases(plan.status.groups ?? []));
-    if (plan.actions.length > 0) this.log.info('reconciled', { deployment: k, writes: plan.actions.map((a) => a.kind), phase: plan.status.phase });
+    if (actions.length > 0) this.log.info('reconciled', { deployment: k, writes: actions.map((a) => a.kind), phase: plan.status.phase });
     if (plan.wakeAt !== undefined) this.queue.addAfter(k, Math.max(0, plan.wakeAt - now) + 100);
   }
 
-  /** Writes in dependency order: Services and records first, then pods; each stage in parallel. */
-  private async execute(namespace: string, actions: readonly Action[]): Promise<void> {
+  /**
+   * Orphan deletes (pods whose group Service the cache does not show) are planned on the word of
+   * the Services cache; a live read confirms each such Service is gone. If one is not, the cache
+   * lags and the whole plan (its deletes, and the groups it would create instead) is dropped.
+   */
+  private async servicesLag(namespace: string, uid: string | undefined, actions: readonly Action[]): Promise<boolean> {
+    const services = [...new Set(actions.flatMap((a) => (a.kind === 'deletePod' && a.orphanOf ? [a.orphanOf] : [])))];
+    const alive = await Promise.all(services.map(async (service) => {
+      try {
+        const found = await this.writer.readService(namespace, service);
+        return (found.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
+      } catch (err) {
+        return statusCode(err) !== 404;
+      }
+    }));
+    const lagging = services.filter((_, i) => alive[i]);
+    if (lagging.length > 0) this.log.warn('the Services cache lags behind live group Services; not planning on it', { namespace, services: lagging });
+    return lagging.length > 0;
+  }
+
+  private async write(namespace: string, a: Action): Promise<void> {
     const w = this.writer;
-    const stages: Array<Array<Action['kind']>> = [['createService', 'patchServiceSpec', 'patchRecord', 'deleteService', 'createPdb', 'deletePdb'], ['deletePod'], ['createPod'], ['ungatePod']];
-    for (const kinds of stages) {
-      await Promise.all(actions.filter((a) => kinds.includes(a.kind)).map((a) => {
-        switch (a.kind) {
-          case 'createService': return w.createService(a.service);
-          case 'patchServiceSpec': return w.patchServiceSpec(namespace, a.name, a.resourceVersion, { selector: a.selector, ports: a.ports });
-          case 'deleteService': return w.deleteService(namespace, a.name);
-          case 'patchRecord': return w.patchServiceRecord(namespace, a.name, a.resourceVersion, a.annotations, a.selector);
-          case 'deletePod': return w.deletePod(namespace, a.name, a.uid, a.force);
-          case 'createPod': return w.createPod(a.pod);
-          case 'ungatePod': return w.ungatePod(namespace, a.name, a.gateIndex).then(() => { this.ungated.add(a.uid); });
-          case 'createPdb': return w.createPdb(a.pdb);
-          case 'deletePdb': return w.deletePdb(namespace, a.name);
-        }
-      }));
+    switch (a.kind) {
+      case 'createService': return w.createService(a.service);
+      case 'applyService': await w.applyService(a.service); return;
+      case 'deleteService': await w.deleteService(namespace, a.name, a.uid); return;
+      case 'patchRecord': await w.patchServiceRecord(namespace, a.name, a.resourceVersion, a.annotations, a.selector); return;
+      case 'deletePod': await w.deletePod(namespace, a.name, a.uid, a.force); return;
+      case 'createPod': return w.createPod(a.pod);
+      case 'ungatePod': await w.ungatePod(namespace, a.name, a.gateIndex); this.ungated.add(a.uid); return;
+      case 'createPdb': return w.createPdb(a.pdb);
+      case 'applyPdb': await w.applyPdb(a.pdb); return;
+      case 'deletePdb': await w.deletePdb(namespace, a.name, a.uid); return;
     }
   }
 }

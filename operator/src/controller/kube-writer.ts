@@ -1,9 +1,10 @@
 /**
  * Every write the operator makes, in one place: thin wrappers over client-node that
- * make repeated writes harmless (a create that finds the object, a delete that finds
- * nothing) and count failures in the metrics.
+ * make repeated writes harmless (a create that finds its own object, a delete that finds
+ * nothing) and count failures in the metrics. A create that finds an object of the same
+ * name it does not control is an error (ForeignObjectError), never taken as success.
  */
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, type V1PodDisruptionBudget, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service, type V1ServicePort } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, type KubernetesObject, type V1PodDisruptionBudget, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
 import { GANG_SCHEDULING_GATE } from '../groups/pod.js';
@@ -12,8 +13,24 @@ import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
 export const FIELD_MANAGER = 'bloom-operator';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+// The body is serialized as JSON, which is YAML: the apiserver takes it as an apply configuration.
+const serverSideApply = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 
 export const statusCode = (err: unknown): number | undefined => (err as { code?: number })?.code;
+
+/** An object with the name the operator wanted exists and is controlled by someone else. */
+export class ForeignObjectError extends Error {
+  readonly code = 409;
+  constructor(resource: string, name: string, owner: string) {
+    super(`${resource} ${name} already exists and is not controlled by ${owner}`);
+  }
+}
+
+const controllerUid = (o: KubernetesObject | undefined) => o?.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
+const controllerOf = (o: KubernetesObject) => {
+  const ref = o.metadata?.ownerReferences?.find((r) => r.controller);
+  return ref ? `${ref.kind} ${ref.name}` : 'this operator';
+};
 
 export class KubeWriter {
   private readonly core: CoreV1Api;
@@ -36,8 +53,24 @@ export class KubeWriter {
     }
   }
 
+  /** Creates `desired`; on 409 reads the existing object and succeeds only if the same controller owns it. */
+  private async create<T extends KubernetesObject>(resource: string, desired: T, create: () => Promise<T>, read: () => Promise<T>): Promise<void> {
+    try {
+      await this.call('create', resource, create);
+    } catch (err) {
+      if (statusCode(err) !== 409) throw err;
+      const existing = await this.call('get', resource, read);
+      if (controllerUid(existing) !== controllerUid(desired)) {
+        const foreign = new ForeignObjectError(resource, desired.metadata?.name ?? '', controllerOf(desired));
+        if (this.metrics) recordApiError(this.metrics, 'create', resource, foreign);
+        throw foreign;
+      }
+    }
+  }
+
   createPod(pod: V1Pod) {
-    return this.call('create', 'pods', () => this.core.createNamespacedPod({ namespace: pod.metadata!.namespace!, body: pod, fieldManager: FIELD_MANAGER }), [409]);
+    const { name, namespace } = pod.metadata as { name: string; namespace: string };
+    return this.create('pods', pod, () => this.core.createNamespacedPod({ namespace, body: pod, fieldManager: FIELD_MANAGER }), () => this.core.readNamespacedPod({ name, namespace }));
   }
 
   /** Deletes the pod with this uid (never a newer pod of the same name); force skips the grace period. */
@@ -60,16 +93,23 @@ export class KubeWriter {
   }
 
   createService(service: V1Service) {
-    return this.call('create', 'services', () => this.core.createNamespacedService({ namespace: service.metadata!.namespace!, body: service, fieldManager: FIELD_MANAGER }), [409]);
+    const { name, namespace } = service.metadata as { name: string; namespace: string };
+    return this.create('services', service, () => this.core.createNamespacedService({ namespace, body: service, fieldManager: FIELD_MANAGER }), () => this.readService(namespace, name));
   }
 
-  deleteService(namespace: string, name: string) {
-    return this.call('delete', 'services', () => this.core.deleteNamespacedService({ name, namespace }), [404]);
+  readService(namespace: string, name: string) {
+    return this.core.readNamespacedService({ name, namespace });
   }
 
-  patchServiceSpec(namespace: string, name: string, resourceVersion: string, spec: { selector: Record<string, string>; ports: V1ServicePort[] }) {
-    const body = { metadata: { resourceVersion }, spec };
-    return this.call('patch', 'services', () => this.core.patchNamespacedService({ name, namespace, body, fieldManager: FIELD_MANAGER }, mergePatch));
+  /** Server-side apply of an owned Service's configuration; forced, as a controller owns its fields. */
+  applyService(service: V1Service) {
+    const { name, namespace } = service.metadata as { name: string; namespace: string };
+    return this.call('patch', 'services', () => this.core.patchNamespacedService({ name, namespace, body: service, fieldManager: FIELD_MANAGER, force: true }, serverSideApply));
+  }
+
+  /** Deletes the Service with this uid (a 409 means it is already another object: nothing of ours left). */
+  deleteService(namespace: string, name: string, uid: string) {
+    return this.call('delete', 'services', () => this.core.deleteNamespacedService({ name, namespace, body: { preconditions: { uid } } }), [404, 409]);
   }
 
   /** Merge-patches annotations (null removes one) and optionally the selector; the resourceVersion makes it fail on a stale read. */
@@ -79,11 +119,18 @@ export class KubeWriter {
   }
 
   createPdb(pdb: V1PodDisruptionBudget) {
-    return this.call('create', 'poddisruptionbudgets', () => this.policy.createNamespacedPodDisruptionBudget({ namespace: pdb.metadata!.namespace!, body: pdb, fieldManager: FIELD_MANAGER }), [409]);
+    const { name, namespace } = pdb.metadata as { name: string; namespace: string };
+    return this.create('poddisruptionbudgets', pdb, () => this.policy.createNamespacedPodDisruptionBudget({ namespace, body: pdb, fieldManager: FIELD_MANAGER }),
+      () => this.policy.readNamespacedPodDisruptionBudget({ name, namespace }));
   }
 
-  deletePdb(namespace: string, name: string) {
-    return this.call('delete', 'poddisruptionbudgets', () => this.policy.deleteNamespacedPodDisruptionBudget({ name, namespace }), [404]);
+  applyPdb(pdb: V1PodDisruptionBudget) {
+    const { name, namespace } = pdb.metadata as { name: string; namespace: string };
+    return this.call('patch', 'poddisruptionbudgets', () => this.policy.patchNamespacedPodDisruptionBudget({ name, namespace, body: pdb, fieldManager: FIELD_MANAGER, force: true }, serverSideApply));
+  }
+
+  deletePdb(namespace: string, name: string, uid: string) {
+    return this.call('delete', 'poddisruptionbudgets', () => this.policy.deleteNamespacedPodDisruptionBudget({ name, namespace, body: { preconditions: { uid } } }), [404, 409]);
   }
 
   /** Writes status through the status subresource, guarded by the resourceVersion the status was computed from. */

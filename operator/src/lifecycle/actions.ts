@@ -1,22 +1,41 @@
 /** What a reconcile asks the controller to write: the only output of the pure planning functions. */
-import type { V1Pod, V1PodDisruptionBudget, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 
-export type Action =
+export type Write =
+  /** Create an object the caches do not show; one that exists and is not controlled by this deployment is an error. */
   | { kind: 'createService'; service: V1Service }
-  | { kind: 'deleteService'; name: string }
+  | { kind: 'deleteService'; name: string; uid: string }
+  /** Server-side apply (field manager bloom-operator, forced) of a Service whose spec or labels drifted. */
+  | { kind: 'applyService'; service: V1Service }
   /** Merge-patch a group Service's record annotations (and selector), guarded by its resourceVersion. */
   | { kind: 'patchRecord'; name: string; resourceVersion: string; annotations: Record<string, string | null>; selector?: Record<string, string> }
-  /** Merge-patch a Service's selector and ports (the client Service after a port change). */
-  | { kind: 'patchServiceSpec'; name: string; resourceVersion: string; selector: Record<string, string>; ports: V1ServicePort[] }
   | { kind: 'createPod'; pod: V1Pod }
   /** Remove the operator's gang gate, at `gateIndex` of the cached pod's schedulingGates (and no other gate). */
   | { kind: 'ungatePod'; name: string; uid: string; gateIndex: number }
-  | { kind: 'deletePod'; name: string; uid: string; force: boolean }
+  /** Delete this pod (this uid); `orphanOf` names the group Service whose absence from the cache is the reason, to confirm live first. */
+  | { kind: 'deletePod'; name: string; uid: string; force: boolean; orphanOf?: string }
   | { kind: 'createPdb'; pdb: V1PodDisruptionBudget }
-  | { kind: 'deletePdb'; name: string };
+  | { kind: 'applyPdb'; pdb: V1PodDisruptionBudget }
+  | { kind: 'deletePdb'; name: string; uid: string };
+
+/**
+ * A write and the unit it belongs to: "deployment" (the client Service), "group/N", or "budget/N".
+ * Writes of one scope depend on each other (a group's Service before its pods); a failed write
+ * stops only the rest of its own scope.
+ */
+export type Action = Write & { scope: string };
 
 export interface EventSpec {
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;
+  /** The scope whose writes the event reports: it is emitted only if they all landed. */
+  scope?: string;
 }
+
+export const DEPLOYMENT_SCOPE = 'deployment';
+export const groupScope = (index: number) => `group/${index}`;
+export const budgetScope = (index: number) => `budget/${index}`;
+
+/** Puts writes into a scope. */
+export const inScope = (scope: string, writes: readonly Write[]): Action[] => writes.map((w) => ({ ...w, scope }));

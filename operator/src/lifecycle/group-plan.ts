@@ -10,7 +10,7 @@ import { desiredGroupPod } from '../groups/pod.js';
 import { LABELS, groupEpochSelector } from '../groups/labels.js';
 import { groupServiceName, masterAddress } from '../groups/names.js';
 import { groupShape } from '../groups/shape.js';
-import type { Action, EventSpec } from './actions.js';
+import type { EventSpec, Write } from './actions.js';
 import { backoffMs, restartsInWindow } from './backoff.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
 import type { DomainPicker } from './placement.js';
@@ -35,7 +35,7 @@ export interface GroupPlanInput {
 }
 
 export interface GroupPlan {
-  actions: Action[];
+  actions: Write[];
   events: EventSpec[];
   status: GroupStatus;
   /** Reconcile again at this time (ms) at the latest: back-off end, a timeout that may fire. */
@@ -55,8 +55,8 @@ function failureOf(reason: string, message: string, now: number, pod?: number): 
 }
 
 /** Deletes of pods that must go: any not yet terminating, and terminating ones stuck on a lost node past the grace. */
-function podDeletions(pods: readonly V1Pod[], input: GroupPlanInput): { actions: Action[]; wakeAt?: number } {
-  const actions: Action[] = [];
+function podDeletions(pods: readonly V1Pod[], input: GroupPlanInput): { actions: Write[]; wakeAt?: number } {
+  const actions: Write[] = [];
   let wakeAt: number | undefined;
   const grace = ms(input.bd.spec.failurePolicy.nodeLostGraceSeconds);
   for (const pod of pods) {
@@ -132,13 +132,16 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
   const policy = bd.spec.failurePolicy;
   const shape = groupShape(bd.spec);
   const name = bd.metadata.name ?? '';
-  const actions: Action[] = [];
+  const actions: Write[] = [];
   const events: EventSpec[] = [];
   let record = { ...input.record };
   let wakeAt: number | undefined;
   const wake = (t: number | undefined) => { if (t !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, t); };
+  // One record write per plan, holding the final record: two would carry the same resourceVersion.
   const writeRecord = (next: GroupRecord) => {
     const epochChanged = next.epoch !== input.record.epoch;
+    const earlier = actions.findIndex((a) => a.kind === 'patchRecord');
+    if (earlier >= 0) actions.splice(earlier, 1);
     actions.push({
       kind: 'patchRecord',
       name: groupServiceName(name, record.index),

@@ -14,7 +14,8 @@ import { LABELS } from '../groups/labels.js';
 import { clientServiceName, groupServiceName, masterAddress } from '../groups/names.js';
 import { podRevision } from '../groups/revision.js';
 import { groupShape } from '../groups/shape.js';
-import type { Action, EventSpec } from './actions.js';
+import { budgetScope, DEPLOYMENT_SCOPE, groupScope, inScope, type Action, type EventSpec, type Write } from './actions.js';
+import { applyConfiguration, budgetDrifted, serviceDrifted } from './drift.js';
 import { readRecord, recordAnnotations, type GroupRecord } from './group-record.js';
 import { planGroup, type GroupPlan } from './group-plan.js';
 import { isTerminating, podGroup, type NodeViews } from './observe.js';
@@ -45,34 +46,44 @@ export interface DeploymentPlan {
   wakeAt?: number;
 }
 
-function clientServiceActions(bd: BloomDeployment, services: readonly V1Service[]): Action[] {
+/** Create the client Service, or repair it in one apply when its selector, ports or labels drifted. */
+function clientServiceWrites(bd: BloomDeployment, existing: V1Service | undefined): Write[] {
   const desired = desiredClientService(bd);
-  const existing = services.find((s) => s.metadata?.name === clientServiceName(bd.metadata.name ?? ''));
   if (!existing) return [{ kind: 'createService', service: desired }];
-  const same = JSON.stringify(existing.spec?.selector) === JSON.stringify(desired.spec?.selector)
-    && JSON.stringify((existing.spec?.ports ?? []).map((p) => [p.name, p.port, p.targetPort]))
-      === JSON.stringify((desired.spec?.ports ?? []).map((p) => [p.name, p.port, p.targetPort]));
-  if (same) return [];
-  return [{ kind: 'patchServiceSpec', name: desired.metadata!.name!, resourceVersion: existing.metadata?.resourceVersion ?? '', selector: desired.spec!.selector!, ports: desired.spec!.ports! }];
+  return serviceDrifted(existing, desired) ? [{ kind: 'applyService', service: applyConfiguration(desired) }] : [];
 }
 
-function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string, domain: string | undefined): { actions: Action[]; status: GroupStatus } {
+/** A group Service whose spec drifted (a hand edit) is applied back; its record stays with the guarded patches. */
+function groupServiceWrites(bd: BloomDeployment, existing: V1Service, record: GroupRecord): Write[] {
+  const desired = desiredGroupService(bd, record.index, record.epoch);
+  return serviceDrifted(existing, desired) ? [{ kind: 'applyService', service: applyConfiguration(desired) }] : [];
+}
+
+function budgetWrites(bd: BloomDeployment, index: number, existing: V1PodDisruptionBudget | undefined): Write[] {
+  const desired = desiredGroupPdb(bd, index);
+  if (!existing) return [{ kind: 'createPdb', pdb: desired }];
+  return budgetDrifted(existing, desired) ? [{ kind: 'applyPdb', pdb: applyConfiguration(desired) }] : [];
+}
+
+function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string, domain: string | undefined): { writes: Write[]; status: GroupStatus } {
   const record: GroupRecord = { index, epoch: 1, revision, epochStarted: now, restarts: 0, restartTimes: [] };
   const service = desiredGroupService(bd, index, record.epoch);
   const annotations = Object.fromEntries(Object.entries(recordAnnotations(record)).filter((e): e is [string, string] => e[1] !== null));
   service.metadata!.annotations = { ...service.metadata!.annotations, ...annotations };
   const pods = desiredGroupPods({ bd, group: index, epoch: record.epoch, revision, clusterDomain, ...(domain === undefined ? {} : { domain }) })
-    .map((pod): Action => ({ kind: 'createPod', pod }));
+    .map((pod): Write => ({ kind: 'createPod', pod }));
   const name = bd.metadata.name ?? '';
   const leaderAddress = masterAddress(name, index, bd.metadata.namespace ?? 'default', clusterDomain, groupShape(bd.spec).pods);
   return {
-    actions: [{ kind: 'createService', service }, ...pods],
+    writes: [{ kind: 'createService', service }, ...pods],
     status: { index, phase: 'Pending', epoch: 1, revision, readyPods: 0, readyRanks: 0, restarts: 0, leaderAddress },
   };
 }
 
-function deleteAll(pods: readonly V1Pod[]): Action[] {
-  return pods.filter((p) => !isTerminating(p)).map((p) => ({ kind: 'deletePod', name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '', force: false }) as Action);
+function deleteAll(pods: readonly V1Pod[], orphanOf?: string): Write[] {
+  return pods.filter((p) => !isTerminating(p)).map((p): Write => ({
+    kind: 'deletePod', name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '', force: false, ...(orphanOf === undefined ? {} : { orphanOf }),
+  }));
 }
 
 export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
@@ -80,7 +91,8 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
   const groupName = (index: number) => groupServiceName(bd.metadata.name ?? '', index);
   const revision = podRevision(bd.spec);
   const resetToken = bd.metadata.annotations?.[RESET_RESTARTS_ANNOTATION];
-  const actions: Action[] = clientServiceActions(bd, obs.services);
+  const clientService = obs.services.find((s) => s.metadata?.name === clientServiceName(bd.metadata.name ?? ''));
+  const actions: Action[] = inScope(DEPLOYMENT_SCOPE, clientServiceWrites(bd, clientService));
   const events: EventSpec[] = [];
 
   const podsByGroup = new Map<number, V1Pod[]>();
@@ -92,21 +104,24 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
   const picker = domainPicker(bd.spec, obs.nodes, obs.placementPods ?? obs.pods);
   const groupServices = obs.services.filter((s) => s.metadata?.labels?.[LABELS.group] !== undefined);
   const plans = new Map<number, GroupPlan>();
+  const groupServiceByIndex = new Map<number, V1Service>();
   for (const service of groupServices) {
     const record = readRecord(service);
     if (!record) continue;
+    groupServiceByIndex.set(record.index, service);
     plans.set(record.index, planGroup({
       bd, record, serviceResourceVersion: service.metadata?.resourceVersion ?? '', pods: podsByGroup.get(record.index) ?? [],
       nodes: obs.nodes, now, revision, resetToken, clusterDomain, picker,
     }));
   }
 
-  // Pods of a group whose Service is gone belong to a removed group: they go, and their index waits.
+  // Pods of a group whose Service is gone belong to a removed group: they go (once a live read confirms
+  // the Service is gone, the cache may just lag), and their index waits.
   const busyIndices = new Set<number>();
   for (const [index, pods] of podsByGroup) {
     if (plans.has(index)) continue;
     busyIndices.add(index);
-    actions.push(...deleteAll(pods));
+    actions.push(...inScope(groupScope(index), deleteAll(pods, groupName(index))));
   }
 
   const rollout = planRollout({
@@ -117,37 +132,51 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     busyIndices,
   });
 
-  const pdbNames = obs.pdbs ? new Set(obs.pdbs.map((p) => p.metadata?.name ?? '')) : undefined;
+  const pdbByName = obs.pdbs ? new Map(obs.pdbs.map((p) => [p.metadata?.name ?? '', p])) : undefined;
   const statuses: GroupStatus[] = [];
   const upToDate = new Set<number>();
   let wakeAt: number | undefined;
   for (const [index, plan] of plans) {
+    const scope = groupScope(index);
+    const pdb = pdbByName?.get(groupName(index));
     if (rollout.remove.includes(index)) {
       const pods = podsByGroup.get(index) ?? [];
-      actions.push({ kind: 'deleteService', name: groupName(index) }, ...deleteAll(pods));
-      if (pdbNames?.has(groupName(index))) actions.push({ kind: 'deletePdb', name: groupName(index) });
+      const service = groupServiceByIndex.get(index);
+      actions.push(...inScope(scope, [{ kind: 'deleteService', name: groupName(index), uid: service?.metadata?.uid ?? '' }, ...deleteAll(pods)]));
+      if (pdb) actions.push(...inScope(budgetScope(index), [{ kind: 'deletePdb', name: groupName(index), uid: pdb.metadata?.uid ?? '' }]));
       const why = plan.upToDate ? 'scale down' : plan.status.revision !== revision ? `outdated revision ${plan.status.revision}` : 'on a cordoned node or failing';
-      events.push({ type: 'Normal', reason: 'GroupRemoved', message: `removing group ${index} (${why})` });
+      events.push({ type: 'Normal', reason: 'GroupRemoved', message: `removing group ${index} (${why})`, scope });
       continue;
     }
-    actions.push(...plan.actions);
-    if (pdbNames && !pdbNames.has(groupName(index))) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
-    events.push(...plan.events);
+    const service = groupServiceByIndex.get(index)!;
+    actions.push(...inScope(scope, [...groupServiceWrites(bd, service, readRecord(service)!), ...plan.actions]));
+    if (pdbByName) actions.push(...inScope(budgetScope(index), budgetWrites(bd, index, pdb)));
+    events.push(...plan.events.map((e) => ({ ...e, scope })));
     statuses.push(plan.status);
     if (plan.upToDate) upToDate.add(index);
     if (plan.wakeAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, plan.wakeAt);
   }
   for (const index of rollout.create) {
     const group = newGroup(bd, index, revision, now, clusterDomain, picker.pick(groupName(index)));
-    actions.push(...group.actions);
-    if (pdbNames) actions.push({ kind: 'createPdb', pdb: desiredGroupPdb(bd, index) });
+    const scope = groupScope(index);
+    actions.push(...inScope(scope, group.writes));
+    if (pdbByName) actions.push(...inScope(budgetScope(index), budgetWrites(bd, index, pdbByName.get(groupName(index)))));
     statuses.push(group.status);
     upToDate.add(index);
     const shape = groupShape(bd.spec);
-    events.push({ type: 'Normal', reason: 'GroupCreated', message: `creating group ${index} at revision ${revision} (${shape.pods} pod(s) x ${shape.gpusPerPod} GPUs, ${shape.ranks} ranks)` });
+    events.push({ type: 'Normal', reason: 'GroupCreated', message: `creating group ${index} at revision ${revision} (${shape.pods} pod(s) x ${shape.gpusPerPod} GPUs, ${shape.ranks} ranks)`, scope });
   }
 
-  const status = computeStatus({ bd, groups: statuses, upToDate, revision, now });
+  // A budget left by a group that no longer exists (its delete failed, or an older operator's) goes too.
+  const kept = new Set(statuses.map((g) => groupName(g.index)));
+  for (const [pdbName, pdb] of pdbByName ?? []) {
+    const index = Number(pdb.metadata?.labels?.[LABELS.group]);
+    if (!kept.has(pdbName) && !busyIndices.has(index) && !plans.has(index)) {
+      actions.push(...inScope(budgetScope(index), [{ kind: 'deletePdb', name: pdbName, uid: pdb.metadata?.uid ?? '' }]));
+    }
+  }
+
+  const status = computeStatus({ bd, groups: statuses, upToDate, revision, now, clientService: clientService !== undefined });
   const previous = bd.status;
   if (status.phase === 'Available' && previous?.currentRevision && previous.currentRevision !== revision && previous.updateRevision === revision) {
     events.push({ type: 'Normal', reason: 'RolloutComplete', message: `all ${bd.spec.replicas} group(s) run revision ${revision}` });

@@ -24,6 +24,12 @@ export interface OperatorMetrics {
   apiErrors: Counter<'verb' | 'resource' | 'code'>;
   /** bloom_operator_leader: 1 while this replica leads, else 0. */
   leader: Gauge;
+  /** bloom_operator_informer_lists_total{informer,result}: LISTs of each informer (initial and re-lists). */
+  informerLists: Counter<'informer' | 'result'>;
+  /** bloom_operator_informer_synced{informer}: 1 once the informer's first LIST succeeded. */
+  informerSynced: Gauge<'informer'>;
+  /** bloom_operator_write_failures_total{namespace,deployment,reason}: writes refused by the API (FailedCreate, ...). */
+  writeFailures: Counter<'namespace' | 'deployment' | 'reason'>;
 }
 
 export interface MetricsOptions {
@@ -80,6 +86,24 @@ export function createOperatorMetrics(opts: MetricsOptions = {}): OperatorMetric
     leader: new Gauge({
       name: 'bloom_operator_leader',
       help: '1 while this replica holds the leader-election lease, else 0.',
+      registers,
+    }),
+    informerLists: new Counter({
+      name: 'bloom_operator_informer_lists_total',
+      help: 'LIST requests of each informer (the initial one and re-lists after 410 Gone), by result (success, error).',
+      labelNames: ['informer', 'result'] as const,
+      registers,
+    }),
+    informerSynced: new Gauge({
+      name: 'bloom_operator_informer_synced',
+      help: '1 once the informer holds a complete LIST, else 0; nothing is reconciled before every informer is synced.',
+      labelNames: ['informer'] as const,
+      registers,
+    }),
+    writeFailures: new Counter({
+      name: 'bloom_operator_write_failures_total',
+      help: 'Writes of owned objects the API refused, by deployment and reason (FailedCreate, FailedDelete, FailedPatch).',
+      labelNames: ['namespace', 'deployment', 'reason'] as const,
       registers,
     }),
   };
@@ -146,7 +170,10 @@ export function recordGroupRestart(m: OperatorMetrics, namespace: string, deploy
 export function forgetDeployment(m: OperatorMetrics, namespace: string, deployment: string): void {
   for (const phase of GROUP_PHASES) m.groups.remove({ namespace, deployment, phase });
   m.groupRestarts.remove({ namespace, deployment });
+  for (const reason of WRITE_FAILURE_REASONS) m.writeFailures.remove({ namespace, deployment, reason });
 }
+
+export const WRITE_FAILURE_REASONS = ['FailedCreate', 'FailedDelete', 'FailedPatch'] as const;
 
 /** The `code` label of an API error: the HTTP status of a client-node ApiException, else "network". */
 export function apiErrorCode(err: unknown): string {
@@ -166,6 +193,18 @@ export function recordApiError(m: OperatorMetrics, verb: string, resource: strin
 
 export function setLeader(m: OperatorMetrics, leading: boolean): void {
   m.leader.set(leading ? 1 : 0);
+}
+
+export function recordInformerList(m: OperatorMetrics, informer: string, ok: boolean): void {
+  m.informerLists.inc({ informer, result: ok ? 'success' : 'error' });
+}
+
+export function setInformerSynced(m: OperatorMetrics, informer: string, synced: boolean): void {
+  m.informerSynced.set({ informer }, synced ? 1 : 0);
+}
+
+export function recordWriteFailure(m: OperatorMetrics, namespace: string, deployment: string, reason: string): void {
+  m.writeFailures.inc({ namespace, deployment, reason });
 }
 
 export function setWorkqueueDepth(m: OperatorMetrics, depth: number): void {

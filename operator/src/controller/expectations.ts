@@ -1,0 +1,60 @@
+/**
+ * Create/delete expectations, as the ReplicaSet and Job controllers keep them: after a write
+ * lands, the key is not planned again until the informers show its effect, so a cache that lags
+ * behind our own writes never causes a duplicate create, a second delete, or a create for an
+ * epoch the record has already left. Unlike client-go's counters, each expectation names its
+ * object and is checked against the cache's state, not counted from events, so a re-list (which
+ * replaces the store) satisfies it as well as a watch event. An expectation the cache never
+ * confirms expires after ttlMs (client-go: 5 minutes) and the key is planned anyway.
+ */
+export type Resource = 'pods' | 'services' | 'poddisruptionbudgets';
+
+export type Expectation =
+  /** A created object is in the cache; for a patch, with another resourceVersion than before it. */
+  | { kind: 'present'; resource: Resource; name: string; notResourceVersion?: string }
+  /** A deleted object (this uid) is gone from the cache or terminating. */
+  | { kind: 'absent'; resource: Resource; name: string; uid: string };
+
+/** What the cache holds now for one object name (undefined: not there). */
+export type CacheLookup = (resource: Resource, name: string) => { uid: string; resourceVersion: string; terminating: boolean } | undefined;
+
+export function isSatisfied(e: Expectation, lookup: CacheLookup): boolean {
+  const cached = lookup(e.resource, e.name);
+  if (e.kind === 'absent') return !cached || cached.uid !== e.uid || cached.terminating;
+  if (e.notResourceVersion === undefined) return cached !== undefined;
+  // A patched object that is gone was deleted after the patch: nothing left to wait for.
+  return !cached || cached.resourceVersion !== e.notResourceVersion;
+}
+
+export class Expectations {
+  private readonly pending = new Map<string, { items: Expectation[]; expires: number }>();
+
+  constructor(private readonly ttlMs = 60_000) {}
+
+  expect(key: string, items: readonly Expectation[], now: number): void {
+    if (items.length === 0) return;
+    const entry = this.pending.get(key);
+    this.pending.set(key, { items: [...(entry?.items ?? []), ...items], expires: now + this.ttlMs });
+  }
+
+  /**
+   * Drops the expectations of the key that the cache confirms; true when none is left (or they
+   * expired). The unconfirmed ones are returned for logging.
+   */
+  check(key: string, lookup: CacheLookup, now: number): { satisfied: boolean; waiting: Expectation[] } {
+    const entry = this.pending.get(key);
+    if (!entry) return { satisfied: true, waiting: [] };
+    const waiting = entry.items.filter((e) => !isSatisfied(e, lookup));
+    if (waiting.length === 0 || now >= entry.expires) {
+      this.pending.delete(key);
+      return { satisfied: true, waiting };
+    }
+    entry.items = waiting;
+    return { satisfied: false, waiting };
+  }
+
+  /** When the key's expectations expire (to look again then even without an event). */
+  expiry(key: string): number | undefined { return this.pending.get(key)?.expires; }
+
+  forget(key: string): void { this.pending.delete(key); }
+}
