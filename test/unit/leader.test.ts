@@ -257,7 +257,9 @@ interface Candidate {
   done: Promise<void>;
 }
 
-function candidate(store: MemoryLeaseStore, clock: ManualClock, identity: string, random = () => 0): Candidate {
+type Start = (signal: AbortSignal) => void | Promise<void>;
+
+function candidate(store: MemoryLeaseStore, clock: ManualClock, identity: string, random = () => 0, start?: Start): Candidate {
   const client = store.client();
   const c: Partial<Candidate> = { client, started: 0, stopped: 0 };
   c.elector = new LeaderElector({
@@ -270,6 +272,7 @@ function candidate(store: MemoryLeaseStore, clock: ManualClock, identity: string
     onStartedLeading: (signal) => {
       c.started!++;
       c.leadingSignal = signal;
+      return start?.(signal);
     },
     onStoppedLeading: () => {
       c.stopped!++;
@@ -454,6 +457,59 @@ describe('LeaderElector', () => {
     assert.equal(b.stopped, 0);
     assert.equal(store.writes, writes);
     assert.equal(store.lease?.record.holderIdentity, 'other');
+  });
+
+  it('a leader whose start fails stops renewing, releases the lease and run() rejects; the standby leads at once', async () => {
+    const store = new MemoryLeaseStore();
+    const clock = new ManualClock();
+    // A controller whose caches do not sync within 5 s.
+    const unsyncable: Start = (signal) => clock.sleep(5_000, signal).then(() => Promise.reject(new Error('caches not synced within 5s')));
+    const a = candidate(store, clock, 'a', () => 0, unsyncable);
+    const failed = assert.rejects(a.done, /caches not synced within 5s/);
+    await flush();
+    const b = candidate(store, clock, 'b');
+    const writes = store.writes;
+    await clock.advance(4_900);
+    assert.equal(a.elector.isLeader(), true, 'a leads (and renews) while its start is in progress');
+    assert.ok(store.writes - writes >= 2, `renewed while starting (writes: ${store.writes - writes})`);
+
+    await clock.advance(200);
+    await failed;
+    assert.equal(a.elector.isLeader(), false);
+    assert.equal(a.stopped, 1);
+    assert.equal(a.leadingSignal?.aborted, true);
+    assert.deepEqual([store.lease?.record.holderIdentity, store.lease?.record.leaseDurationSeconds], ['', 1], 'released');
+
+    await clock.advance(2_000); // one retry period, not a lease duration
+    assert.equal(b.elector.isLeader(), true);
+    assert.equal(store.lease?.record.holderIdentity, 'b');
+    await clock.advance(20_000);
+    assert.equal(store.lease?.record.holderIdentity, 'b', 'a never takes the lease back: its loop is over');
+    assert.equal(a.started, 1);
+    await b.elector.release();
+  });
+
+  it('releases even when a renew was cut short after the server applied it (a synchronous throw at once)', async () => {
+    const store = new MemoryLeaseStore();
+    const clock = new ManualClock();
+    const a = candidate(store, clock, 'a', () => 0, () => {
+      throw new Error('no controller');
+    });
+    await assert.rejects(a.done, /no controller/);
+    assert.equal(a.stopped, 1);
+    assert.equal(store.lease?.record.holderIdentity, '', 'released over the latest resourceVersion, not a 409');
+  });
+
+  it('only logs a start that fails after leadership ended (shutdown during start): run() resolves', async () => {
+    const store = new MemoryLeaseStore();
+    const clock = new ManualClock();
+    const cutShort: Start = (signal) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('stopped'))));
+    const a = candidate(store, clock, 'a', () => 0, cutShort);
+    await clock.advance(3_000);
+    await a.elector.release();
+    await a.done;
+    assert.equal(a.stopped, 1);
+    assert.equal(store.lease?.record.holderIdentity, '');
   });
 
   it('stops leading when renew requests hang past the renew deadline (real clock)', async function () {

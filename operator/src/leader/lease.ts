@@ -42,8 +42,12 @@ export interface LeaderElectorOptions {
   /** Pause between attempts (jittered by up to 1.2x while acquiring). Default 2, or renewDeadline / 5 if smaller. */
   retryPeriodSeconds?: number;
   /**
-   * Called (not awaited) once the lease is acquired. `signal` aborts when
-   * leadership ends: stop reconciling then.
+   * Called once the lease is acquired; the lease is renewed while it runs.
+   * `signal` aborts when leadership ends: stop reconciling then. If it throws
+   * or rejects while still leading, this candidate stops leading
+   * (onStoppedLeading), releases the lease so a standby takes over at once,
+   * and run() rejects with that error: a leader whose work failed to start
+   * never keeps the lease.
    */
   onStartedLeading: (signal: AbortSignal) => void | Promise<void>;
   /** Called (awaited) once leadership ends, before the lease is released. */
@@ -132,6 +136,8 @@ export class LeaderElector {
   private leadingController: AbortController | undefined;
   private running: Promise<void> | undefined;
   private releaseRequested = false;
+  /** Boxed: a falsy value may be thrown too. */
+  private startError: { error: unknown } | undefined;
   private leading = false;
   private observation: Observation | undefined;
   /** The lease as last written or read by this candidate. */
@@ -173,7 +179,8 @@ export class LeaderElector {
   /**
    * Campaigns until the lease is acquired, then renews it until leadership is
    * lost or release() is called. Resolves after onStoppedLeading (and the
-   * release, if requested); never rejects for API errors. Call it once.
+   * release, if requested); never rejects for API errors, only with the
+   * error of a failed onStartedLeading (after releasing). Call it once.
    */
   run(): Promise<void> {
     if (this.running) throw new Error('LeaderElector.run() was already called');
@@ -204,7 +211,7 @@ export class LeaderElector {
       const leadingSignal = this.leadingController.signal;
       void Promise.resolve()
         .then(() => this.opts.onStartedLeading(leadingSignal))
-        .catch((err: unknown) => this.log.error('leader election: onStartedLeading failed', { error: errorText(err) }));
+        .catch((err: unknown) => this.startFailed(err, leadingSignal));
       await this.renew(stop);
       if (!stop.aborted) this.log.warn('leader election: lost the lease, stopping leading', { lease });
     } finally {
@@ -219,6 +226,19 @@ export class LeaderElector {
       }
       if (this.releaseRequested) await this.releaseLease();
     }
+    if (this.startError) throw this.startError.error;
+  }
+
+  /** A failure once leadership has ended (e.g. a start cut short by shutdown) is only logged. */
+  private startFailed(error: unknown, leadingSignal: AbortSignal): void {
+    if (leadingSignal.aborted) {
+      this.log.warn('leader election: onStartedLeading failed after leadership ended', { error: errorText(error) });
+      return;
+    }
+    this.log.error('leader election: onStartedLeading failed; stopping leading and releasing the lease', { error: errorText(error) });
+    this.startError = { error };
+    this.releaseRequested = true;
+    this.stopController.abort();
   }
 
   /** client-go acquire(): jittered retries until success; false when stopped. */
@@ -315,15 +335,21 @@ export class LeaderElector {
     }
   }
 
-  /** client-go release(): clear the holder if we still hold the lease at the version we last saw. */
+  /**
+   * client-go release(): clear the holder if we still hold the lease. Read
+   * first: the last renew may have been cut short after the server applied
+   * it, leaving a stale resourceVersion here (a 409 would keep the standby
+   * waiting a whole lease duration).
+   */
   private async releaseLease(): Promise<void> {
     const last = this.lastLease;
-    if (!last) return;
-    const record = releaseRecord(last.record, this.opts.identity, this.clock.now());
-    if (!record) return;
+    if (!last || !releaseRecord(last.record, this.opts.identity, this.clock.now())) return;
     const attempt = attemptSignal(new AbortController().signal, this.renewDeadlineMs);
     try {
-      this.lastLease = await raceAbort(this.client.replace(last, record, attempt.signal), attempt.signal);
+      const current = await raceAbort(this.client.get(attempt.signal), attempt.signal);
+      const record = current && releaseRecord(current.record, this.opts.identity, this.clock.now());
+      if (!current || !record) return;
+      this.lastLease = await raceAbort(this.client.replace(current, record, attempt.signal), attempt.signal);
       this.observation = { record: this.lastLease.record, observedAt: this.clock.now() };
       this.log.info('leader election: released lease', { lease: `${this.opts.namespace}/${this.opts.name}` });
     } catch (err) {
