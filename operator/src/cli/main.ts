@@ -4,7 +4,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { bloomDeploymentCrdYaml } from '../api/crd.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
-import { defaultIdentity, run } from './run.js';
+import { defaultIdentity, ownNamespace } from '../leader/identity.js';
+import { run } from './run.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('bloom-operator')
@@ -16,10 +17,12 @@ await yargs(hideBin(process.argv))
     .option('health-port', { type: 'number', default: 8081, describe: 'port of /healthz and /readyz' })
     .option('bind-address', { type: 'string', default: '0.0.0.0', describe: 'address the metrics and health servers bind to' })
     .option('leader-elect', { type: 'boolean', default: false, describe: 'elect a leader on a coordination.k8s.io Lease so several replicas can run' })
-    .option('leader-election-namespace', { type: 'string', default: process.env.POD_NAMESPACE ?? 'default', describe: 'namespace of the Lease' })
-    .option('leader-election-id', { type: 'string', default: 'bloom-operator', describe: 'name of the Lease' })
+    .option('leader-election-namespace', { type: 'string', default: ownNamespace(), describe: 'namespace of the Lease (default: POD_NAMESPACE, else the service account\'s)' })
+    .option('leader-election-id', { type: 'string', default: 'bloom-operator', describe: 'name of the Lease; one per install (the chart and the Pulumi component pass the release name)' })
     .option('lease-duration', { type: 'number', default: 15, describe: 'seconds a standby waits for an unrenewed lease' })
-    .option('identity', { type: 'string', default: defaultIdentity(), describe: 'this replica\'s identity in the Lease (default: POD_NAME)' })
+    .option('identity', { type: 'string', default: defaultIdentity(), describe: 'this replica\'s identity in the Lease (default: POD_NAME or the hostname, plus a random suffix)' })
+    .option('cache-sync-timeout', { type: 'number', default: 120, describe: 'seconds a new leader may take to list everything it watches; then it releases the lease and exits 1' })
+    .option('request-timeout', { type: 'number', default: 30, describe: 'seconds any API request (not a watch) may take' })
     .option('cluster-domain', { type: 'string', default: 'cluster.local', describe: 'cluster DNS domain used in MASTER_ADDR' })
     .option('workers', { type: 'number', default: 4, describe: 'BloomDeployments reconciled in parallel' })
     .option('watch-nodes', { type: 'boolean', default: true, describe: 'watch nodes to detect lost nodes and cordons (needs cluster read of nodes)' })
@@ -29,6 +32,7 @@ await yargs(hideBin(process.argv))
     leaderElect: argv['leader-elect'], leaderElectionNamespace: argv['leader-election-namespace'], leaderElectionId: argv['leader-election-id'],
     leaseDurationSeconds: argv['lease-duration'], identity: argv.identity, clusterDomain: argv['cluster-domain'], workers: argv.workers,
     watchNodes: argv['watch-nodes'], manageDisruptionBudgets: argv['manage-disruption-budgets'],
+    cacheSyncTimeoutSeconds: argv['cache-sync-timeout'], requestTimeoutSeconds: argv['request-timeout'],
     ...(argv.kubeconfig ? { kubeconfig: argv.kubeconfig } : {}), ...(argv.namespace ? { namespace: argv.namespace } : {}),
   }))
   .command('crd', 'print the BloomDeployment CustomResourceDefinition (YAML)', {}, () => { process.stdout.write(bloomDeploymentCrdYaml()); })

@@ -2,9 +2,9 @@
  * `bloom-operator run`: the controller with its health and metrics endpoints, optionally
  * behind leader election. Shuts down cleanly on SIGTERM/SIGINT (releasing the lease).
  */
-import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { BloomController } from '../controller/controller.js';
+import { withRequestTimeout } from '../kube/request-timeout.js';
 import { LeaderElector } from '../leader/lease.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { createOperatorMetrics, setLeader } from '../metrics/metrics.js';
@@ -26,9 +26,11 @@ export interface RunOptions {
   workers: number;
   watchNodes: boolean;
   manageDisruptionBudgets: boolean;
+  /** Seconds the controller may take to list every watched resource once leading. */
+  cacheSyncTimeoutSeconds: number;
+  /** Seconds any API request (not a watch) may take. */
+  requestTimeoutSeconds: number;
 }
-
-export const defaultIdentity = () => process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
 
 export function loadKubeConfig(file: string | undefined): KubeConfig {
   const kc = new KubeConfig();
@@ -39,22 +41,36 @@ export function loadKubeConfig(file: string | undefined): KubeConfig {
 
 export async function run(options: RunOptions): Promise<void> {
   const log = createLogger(options.logLevel);
-  const kubeConfig = loadKubeConfig(options.kubeconfig);
+  const kubeConfig = withRequestTimeout(loadKubeConfig(options.kubeconfig), options.requestTimeoutSeconds * 1000);
   const metrics = createOperatorMetrics();
   const controller = new BloomController({
     kubeConfig, log, metrics, identity: options.identity, workers: options.workers, clusterDomain: options.clusterDomain, watchNodes: options.watchNodes, manageDisruptionBudgets: options.manageDisruptionBudgets,
+    cacheSyncTimeoutMs: options.cacheSyncTimeoutSeconds * 1000,
     ...(options.namespace ? { namespace: options.namespace } : {}),
   });
   let leading = !options.leaderElect;
   const servers: MetricsServer[] = [];
   const host = options.bindAddress;
-  // Ready when able to serve: the leader once its caches synced, a standby at once (it is healthy, just waiting).
+  // Only the leader's controller counts: a standby is healthy and ready, just waiting.
   const ready = () => (leading ? controller.ready : true);
-  servers.push(await startMetricsServer({ port: options.metricsPort, host, registry: metrics.registry, ready }));
-  if (options.healthPort !== options.metricsPort) servers.push(await startMetricsServer({ port: options.healthPort, host, ready }));
+  const live = () => (leading ? controller.live() : true);
+  servers.push(await startMetricsServer({ port: options.metricsPort, host, registry: metrics.registry, ready, live }));
+  if (options.healthPort !== options.metricsPort) servers.push(await startMetricsServer({ port: options.healthPort, host, ready, live }));
   log.info('serving metrics and health', { metrics: servers[0]!.url, health: servers.at(-1)!.url, identity: options.identity });
 
   let stopping: Promise<void> | undefined;
+  let startFailed = false;
+  /** Starts the controller; when it cannot (caches not synced in time), stops what it started and rethrows. */
+  const startController = async () => {
+    try {
+      await controller.start();
+    } catch (err) {
+      startFailed = true;
+      log.error('controller failed to start; exiting', { error: String((err as Error)?.message ?? err) });
+      await controller.stop().catch(() => {});
+      throw err;
+    }
+  };
   const elector = options.leaderElect
     ? new LeaderElector({
       kubeConfig, namespace: options.leaderElectionNamespace, name: options.leaderElectionId, identity: options.identity,
@@ -63,11 +79,11 @@ export async function run(options: RunOptions): Promise<void> {
         leading = true;
         setLeader(metrics, true);
         log.info('became leader; starting controller', { identity: options.identity });
-        await controller.start();
+        await startController();
       },
       onStoppedLeading: async () => {
         setLeader(metrics, false);
-        if (!stopping) {
+        if (!stopping && !startFailed) {
           // A lost lease means another replica may already reconcile: stop at once, as controller-runtime does.
           log.error('lost leadership; exiting');
           process.exit(1);
@@ -89,10 +105,16 @@ export async function run(options: RunOptions): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 
-  if (elector) {
-    await elector.run();
-  } else {
-    setLeader(metrics, true);
-    await controller.start();
+  try {
+    if (elector) {
+      await elector.run();
+    } else {
+      setLeader(metrics, true);
+      await startController();
+    }
+  } catch {
+    // The controller is stopped and the lease released (a standby takes over at once).
+    await Promise.all(servers.map((s) => s.close()));
+    process.exit(1);
   }
 }
