@@ -168,7 +168,7 @@ describe('helm chart charts/bloom-operator', function () {
       assert.equal(one(objs, 'ServiceAccount').metadata.name, 'rel-bloom-operator');
       const c = pod.containers[0];
       assert.equal(c.image, 'ghcr.io/bloom-operator/bloom-operator:0.1.0');
-      assert.deepEqual(c.args, ['run', '--leader-elect', '--metrics-port', '8080', '--health-port', '8081', '--log-level', 'info']);
+      assert.deepEqual(c.args, ['run', '--leader-elect', '--leader-election-id', 'rel-bloom-operator', '--metrics-port', '8080', '--health-port', '8081', '--log-level', 'info']);
       assert.deepEqual(
         c.env.map((e: Any) => [e.name, e.valueFrom.fieldRef.fieldPath]),
         [
@@ -276,6 +276,8 @@ describe('helm chart charts/bloom-operator', function () {
       assert.deepEqual(pod.containers[0].args, [
         'run',
         '--leader-elect',
+        '--leader-election-id',
+        'rel-bloom-operator',
         '--metrics-port',
         '8080',
         '--health-port',
@@ -321,7 +323,21 @@ describe('helm chart charts/bloom-operator', function () {
       assert.deepEqual(kinds(render(['--set', 'rbac.create=false'])), ['Deployment', 'Service', 'ServiceAccount']);
       const o = render(['--set', 'leaderElection.enabled=false,replicaCount=1']);
       assert.equal(o.filter((x) => x.kind === 'Role').length, 0);
-      assert.ok(!one(o, 'Deployment').spec.template.spec.containers[0].args.includes('--leader-elect'));
+      const args: string[] = one(o, 'Deployment').spec.template.spec.containers[0].args;
+      assert.ok(!args.includes('--leader-elect') && !args.includes('--leader-election-id'));
+    });
+
+    it('names the Lease after the release, so two releases never share one', () => {
+      const leaseOf = (release: string, extra: string[] = []) => {
+        const r = run(['template', release, chart, '--namespace', NS, '--kube-version', 'v1.34.0', '--show-only', 'templates/deployment.yaml', ...extra]);
+        assert.equal(r.status, 0, r.stderr);
+        const args: string[] = (yaml.load(r.stdout) as Any).spec.template.spec.containers[0].args;
+        return args[args.indexOf('--leader-election-id') + 1];
+      };
+      assert.equal(leaseOf('a'), 'a-bloom-operator');
+      assert.equal(leaseOf('b'), 'b-bloom-operator');
+      assert.equal(leaseOf('bloom-operator-prod'), 'bloom-operator-prod', 'the full name, as the other objects use it');
+      assert.equal(leaseOf('a', ['--set', 'fullnameOverride=ops']), 'ops');
     });
   });
 

@@ -124,7 +124,7 @@ describe('Pulumi component (runtime mocks)', function () {
       assert.equal(pod.serviceAccountName, 'bloom');
       const c = pod.containers[0];
       assert.equal(c.image, mod.DEFAULT_IMAGE);
-      assert.deepEqual(c.args, ['run', '--leader-elect', '--metrics-port', '8080', '--health-port', '8081', '--log-level', 'info']);
+      assert.deepEqual(c.args, ['run', '--leader-elect', '--leader-election-id', 'bloom', '--metrics-port', '8080', '--health-port', '8081', '--log-level', 'info']);
       assert.deepEqual(c.securityContext, {
         runAsNonRoot: true,
         readOnlyRootFilesystem: true,
@@ -142,7 +142,9 @@ describe('Pulumi component (runtime mocks)', function () {
         console.log('    (skipped: no helm binary to render the chart with)');
         return this.skip();
       }
-      const r = spawnSync(helm, ['template', 'bloom', join(root, 'charts', 'bloom-operator'), '-n', 'bloom-system', '--show-only', 'templates/deployment.yaml'], {
+      // The component names its objects (and its Lease) after itself, the chart after the release's full name.
+      const sameName = ['--set', 'fullnameOverride=bloom'];
+      const r = spawnSync(helm, ['template', 'bloom', join(root, 'charts', 'bloom-operator'), '-n', 'bloom-system', ...sameName, '--show-only', 'templates/deployment.yaml'], {
         encoding: 'utf8',
       });
       assert.equal(r.status, 0, r.stderr);
@@ -156,12 +158,12 @@ describe('Pulumi component (runtime mocks)', function () {
 
       const ns = spawnSync(
         helm,
-        ['template', 'bloom', join(root, 'charts', 'bloom-operator'), '-n', 'ops', '--set', 'rbac.scope=namespace,watchNamespace=ml,logLevel=debug', '--show-only', 'templates/deployment.yaml'],
+        ['template', 'bloom', join(root, 'charts', 'bloom-operator'), '-n', 'ops', ...sameName, '--set', 'rbac.scope=namespace,watchNamespace=ml,logLevel=debug', '--show-only', 'templates/deployment.yaml'],
         { encoding: 'utf8' },
       );
       assert.equal(ns.status, 0, ns.stderr);
       assert.deepEqual(
-        mod.operatorArgs({ leaderElection: true, metricsPort: 8080, healthPort: 8081, watchNamespace: 'ml', watchNodes: false, logLevel: 'debug' }),
+        mod.operatorArgs({ leaderElection: true, leaderElectionId: 'bloom', metricsPort: 8080, healthPort: 8081, watchNamespace: 'ml', watchNodes: false, logLevel: 'debug' }),
         (yaml.load(ns.stdout) as Any).spec.template.spec.containers[0].args,
         'namespace-scoped args',
       );
@@ -183,7 +185,9 @@ describe('Pulumi component (runtime mocks)', function () {
       assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'nsop', namespace: 'ops' }]);
       const d = byName('nsop-deployment').inputs;
       assert.equal(d.spec.replicas, 3);
-      assert.deepEqual(d.spec.template.spec.containers[0].args.slice(6), ['--namespace', 'ml', '--no-watch-nodes', '--log-level', 'info']);
+      const args: string[] = d.spec.template.spec.containers[0].args;
+      assert.deepEqual(args.slice(1, 4), ['--leader-elect', '--leader-election-id', 'nsop'], 'a Lease of its own, named after the component');
+      assert.deepEqual(args.slice(8), ['--namespace', 'ml', '--no-watch-nodes', '--log-level', 'info']);
     });
 
     it('rejects invalid settings', () => {

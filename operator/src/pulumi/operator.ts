@@ -48,6 +48,8 @@ export const OPERATOR_UID = 65532;
 /** The operator's command line, in the same order as the chart renders it. */
 export function operatorArgs(o: {
   leaderElection: boolean;
+  /** The Lease's name: one per install (the component's name, as the chart uses the release's). */
+  leaderElectionId: string;
   metricsPort: number;
   healthPort: number;
   watchNamespace?: string;
@@ -57,7 +59,7 @@ export function operatorArgs(o: {
 }): string[] {
   return [
     'run',
-    ...(o.leaderElection ? ['--leader-elect'] : []),
+    ...(o.leaderElection ? ['--leader-elect', '--leader-election-id', o.leaderElectionId] : []),
     '--metrics-port',
     String(o.metricsPort),
     '--health-port',
@@ -201,6 +203,7 @@ export class BloomOperator extends pulumi.ComponentResource {
                   imagePullPolicy: args.imagePullPolicy ?? 'IfNotPresent',
                   args: operatorArgs({
                     leaderElection,
+                    leaderElectionId: name,
                     metricsPort,
                     healthPort,
                     watchNamespace: this.watchNamespace,
