@@ -18,12 +18,17 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts a long-running process in its own session, output appended to logFile. */
-export function startProcess(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ManagedProcess {
+/**
+ * Starts a long-running process in its own session, output appended to logFile. onExit gets its
+ * exit code (null when a signal ended it) if it exits while this process lives.
+ */
+export function startProcess(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env,
+  onExit?: (code: number | null) => void): ManagedProcess {
   const fd = openSync(logFile, 'a');
   const child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd], env });
   closeSync(fd);
   child.unref();
+  if (onExit) child.once('exit', onExit);
   if (child.pid === undefined) throw new Error(`failed to start ${name} (${command})`);
   return { name, pid: child.pid, args };
 }

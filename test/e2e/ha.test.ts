@@ -1,19 +1,47 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoordinationV1Api, RbacAuthorizationV1Api, type V1PolicyRule } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
 import { LABELS } from '../../operator/src/groups/labels.js';
-import { CoordinationV1Api } from '@kubernetes/client-node';
+import { tokenKubeconfig, writeKubeconfig } from '../cluster/kubeconfig.js';
+import { repoRoot } from '../cluster/paths.js';
 import { waitFor } from '../cluster/processes.js';
-import { useE2e } from './fixture.js';
-import { createBd, installCrd, kubectl, metricValue, podsOf, startOperator, testDeployment, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { useE2e, type E2eContext } from './fixture.js';
+import { createBd, installCrd, kubectl, metricValue, podsOf, startOperator, testDeployment, waitForBd, type OperatorOptions, type OperatorProcess } from './operator-harness.js';
 
 const LEASE = 'bloom-operator';
 const LEASE_SECONDS = 6;
 
+/**
+ * A kubeconfig of a ServiceAccount with every namespaced permission of the chart's rule list
+ * except list and watch on pods: its pod informer can never sync.
+ */
+async function podBlindKubeconfig(ctx: E2eContext, name: string): Promise<string> {
+  const all = yaml.load(readFileSync(join(repoRoot(), 'charts', 'bloom-operator', 'files', 'rbac-rules.yaml'), 'utf8')) as Record<string, V1PolicyRule[]>;
+  const rules = [...all.watched!, ...all.leaderElection!].map((r) =>
+    (r.resources?.includes('pods') ? { ...r, verbs: r.verbs.filter((v) => v !== 'list' && v !== 'watch') } : r));
+  const namespace = ctx.namespace;
+  const rbac = ctx.kc.makeApiClient(RbacAuthorizationV1Api);
+  await ctx.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
+  await rbac.createNamespacedRole({ namespace, body: { metadata: { name }, rules } });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects: [{ kind: 'ServiceAccount', name, namespace }] },
+  });
+  const token = await ctx.core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  return writeKubeconfig(join(ctx.cluster.stateDir, `${name}.kubeconfig`),
+    tokenKubeconfig(ctx.cluster.server, join(ctx.cluster.pkiDir, 'ca.crt'), name, token.status!.token!));
+}
+
 describe('high availability (Lease leader election) and metrics', function () {
   const ctx = useE2e('ha');
   const operators: OperatorProcess[] = [];
-  const start = async (name: string) => {
+  const start = async (name: string, options: Omit<OperatorOptions, 'name'> = {}) => {
     const op = await startOperator(ctx.cluster, {
-      name, extraArgs: ['--namespace', ctx.namespace, '--leader-elect', '--leader-election-namespace', ctx.namespace, '--lease-duration', String(LEASE_SECONDS), '--identity', name],
+      ...options,
+      name,
+      extraArgs: ['--namespace', ctx.namespace, '--leader-elect', '--leader-election-namespace', ctx.namespace, '--lease-duration', String(LEASE_SECONDS), '--identity', name, ...(options.extraArgs ?? [])],
     });
     operators.push(op);
     return op;
@@ -77,5 +105,32 @@ describe('high availability (Lease leader election) and metrics', function () {
     assert.equal(await metricValue(leader, 'bloom_operator_workqueue_depth'), 0);
     assert.ok((await metricValue(leader, 'bloom_operator_reconcile_total', { result: 'success' }))! >= 3);
     assert.ok((await metricValue(leader, 'bloom_operator_reconcile_duration_seconds_count'))! >= 3);
+  });
+
+  it('a leader whose controller cannot start exits and the standby leads within the lease duration', async () => {
+    for (const op of operators) await op.stop(); // the lease is free, nothing reconciles
+    const SYNC_TIMEOUT_SECONDS = 5;
+    const kubeconfig = await podBlindKubeconfig(ctx, 'pod-blind');
+    const blind = await start('replica-pod-blind', {
+      kubeconfig, waitReady: false, extraArgs: ['--no-watch-nodes', '--cache-sync-timeout', String(SYNC_TIMEOUT_SECONDS)],
+    });
+    await waitFor('the pod-blind replica to lead', async () => (await holder()) === 'replica-pod-blind', 15_000, 100);
+    const standby = await start('replica-standby');
+    assert.equal(await isLeader(standby), false, 'the standby starts while the pod-blind replica leads');
+
+    let code: number | null | undefined;
+    void blind.exited.then((c) => { code = c; });
+    await waitFor(`the pod-blind leader to exit: its caches cannot sync (log ${blind.logFile})`, () => code !== undefined, (SYNC_TIMEOUT_SECONDS + 15) * 1000);
+    assert.equal(code, 1, 'a non-zero exit');
+    const exitedAt = Date.now();
+    await waitFor('the standby to hold the lease', async () => (await holder()) === 'replica-standby', LEASE_SECONDS * 1000, 100);
+    const takeover = (Date.now() - exitedAt) / 1000;
+    assert.ok(takeover < LEASE_SECONDS / 2, `took over ${takeover.toFixed(1)} s after the exit: the lease was released, not left to expire`);
+    assert.match(readFileSync(blind.logFile, 'utf8'), /controller failed to start/);
+
+    await createBd(ctx, testDeployment('after-failover', { replicas: 1, tensorParallelSize: 2 }));
+    await waitForBd(ctx, 'after-failover', 'ready', (bd) => bd.status?.readyReplicas === 1);
+    assert.ok((await metricValue(standby, 'bloom_operator_reconcile_total', { result: 'success' }))! > 0, 'the standby reconciles');
+    assert.equal((await fetch(`${standby.metricsUrl}/healthz`)).status, 200, 'its reconcile loop is live');
   });
 });

@@ -29,6 +29,8 @@ export interface OperatorProcess {
   process: ManagedProcess;
   metricsUrl: string;
   logFile: string;
+  /** Resolves with the exit code once the process exits (null when a signal ended it). */
+  exited: Promise<number | null>;
   /** SIGTERM (graceful: releases its lease), SIGKILL after a grace period. */
   stop(): Promise<void>;
   /** SIGKILL at once, as a crash would. */
@@ -40,6 +42,8 @@ export interface OperatorOptions {
   kubeconfig?: string;
   extraArgs?: string[];
   name?: string;
+  /** Wait until /readyz passes (default); false returns once it is started (a leader that cannot sync is never ready). */
+  waitReady?: boolean;
 }
 
 /** Starts `bloom-operator run` (the real CLI) as its own process and waits until it reports ready. */
@@ -50,10 +54,11 @@ export async function startOperator(cluster: LocalCluster, options: OperatorOpti
   const kubeconfig = options.kubeconfig ?? cluster.kubeconfigFor(options.client ?? 'operator');
   const args = [join(repoRoot(), 'dist', 'operator', 'src', 'cli', 'main.js'), 'run', '--kubeconfig', kubeconfig,
     '--metrics-port', String(port), '--health-port', String(port), '--bind-address', '127.0.0.1', '--log-level', 'info', ...(options.extraArgs ?? [])];
-  const proc = startProcess(options.name ?? 'bloom-operator', process.execPath, args, logFile);
+  let proc!: ManagedProcess;
+  const exited = new Promise<number | null>((resolve) => { proc = startProcess(options.name ?? 'bloom-operator', process.execPath, args, logFile, process.env, resolve); });
   const metricsUrl = `http://127.0.0.1:${port}`;
-  await waitFor(`operator ready (log ${logFile})`, async () => (await fetch(`${metricsUrl}/readyz`)).ok, 60_000, 200);
-  return { process: proc, metricsUrl, logFile, stop: () => stopProcess(proc), kill: () => stopProcess(proc, 0) };
+  if (options.waitReady ?? true) await waitFor(`operator ready (log ${logFile})`, async () => (await fetch(`${metricsUrl}/readyz`)).ok, 60_000, 200);
+  return { process: proc, metricsUrl, logFile, exited, stop: () => stopProcess(proc), kill: () => stopProcess(proc, 0) };
 }
 
 export interface OperatorHandle {
