@@ -35,6 +35,7 @@ export class FaultProxy {
   readonly requests: RequestRecord[] = [];
   private readonly rules = new RuleSet();
   private readonly server: Server;
+  private readonly openWatches = new Set<ServerResponse>();
 
   constructor(private readonly upstream: Upstream) {
     // no request timeout of its own: a hanging or long watch request is what the tests ask for
@@ -71,6 +72,13 @@ export class FaultProxy {
       && (filter.fault === undefined || r.fault === filter.fault)).length;
   }
 
+  /** Cuts every watch open now (rules only see new requests); returns how many. */
+  cutWatches(): number {
+    const open = [...this.openWatches];
+    for (const res of open) res.destroy();
+    return open.length;
+  }
+
   /** Stops listening and destroys every open connection: hanging requests and watches included. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -102,6 +110,10 @@ export class FaultProxy {
   }
 
   private pass(req: IncomingMessage, res: ServerResponse, record: RequestRecord, cutAfterMs?: number): void {
+    if (record.verb === 'watch') {
+      this.openWatches.add(res);
+      res.on('close', () => this.openWatches.delete(res));
+    }
     forward(this.upstream, req, res, {
       onResponse: (status) => {
         record.status = status;
