@@ -68,12 +68,17 @@ export interface OperatorHandle {
   restart(pauseMs?: number): Promise<void>;
 }
 
-/** Hooks for a describe block: install the CRD, run one operator watching the block's namespace, stop it afterwards. */
-export function useOperator(ctx: E2eContext): OperatorHandle {
+/**
+ * Hooks for a describe block: install the CRD, run one operator watching the block's namespace, stop it afterwards.
+ * `kubeconfig` (called once the cluster is up) points the operator elsewhere, e.g. at a fault proxy.
+ */
+export function useOperator(ctx: E2eContext, options: { kubeconfig?: () => Promise<string> } = {}): OperatorHandle {
   let current: OperatorProcess | undefined;
-  const start = () => startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace] });
+  let kubeconfig: string | undefined;
+  const start = () => startOperator(ctx.cluster, { extraArgs: ['--namespace', ctx.namespace], ...(kubeconfig ? { kubeconfig } : {}) });
   before(async () => {
     await installCrd(ctx.cluster);
+    kubeconfig = await options.kubeconfig?.();
     current = await start();
   });
   after(async () => current?.stop());
