@@ -139,10 +139,10 @@ describe('the operator under API faults (fault-injecting proxy)', function () {
     const repairs = writesBy(ctx.cluster.auditLog, OPERATOR_USER, since).filter((e) => e.objectRef?.namespace === ctx.namespace && e.objectRef?.resource !== 'leases');
     assert.deepEqual(repairs.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name}`), ['patch services/steady'], 'one write repairs it');
     const quiet = Date.now();
-    for (let i = 0; i < 6; i++) {
-      // An annotation change is an event on the deployment: each one forces a full reconcile.
+    for (let i = 0; i < 10; i++) {
+      // An annotation change is an event on the deployment: each one forces a full reconcile (30 s of them).
       await kubectl(ctx.cluster, '-n', ctx.namespace, 'annotate', '--overwrite', 'bloomdeployment', 'steady', `touch=${i}`);
-      await sleep(2_000);
+      await sleep(3_000);
     }
     const extra = writesBy(ctx.cluster.auditLog, OPERATOR_USER, quiet).filter((e) => e.objectRef?.namespace === ctx.namespace && e.objectRef?.resource !== 'leases');
     assert.deepEqual(extra.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name}`), [], 'zero writes after the repair');

@@ -307,15 +307,11 @@ export class BloomController {
     this.expectations.expect(k, landed, now);
 
     const refused = result.failures.filter((f) => !isStale(f.action, f.error)).map((f) => writeFailure(f.action, f.error));
-    for (const failure of refused) {
-      await this.events.emit(raw, { type: 'Warning', reason: failure.reason, message: failure.message });
-      if (metrics) recordWriteFailure(metrics, namespace, name, failure.reason);
-    }
-    for (const event of plan.events) {
-      if (event.scope !== undefined && result.failedScopes.has(event.scope)) continue;
-      await this.events.emit(raw, event);
-      if (metrics && event.reason === 'GroupRestarting') recordGroupRestart(metrics, namespace, name);
-    }
+    await Promise.all(refused.map((f) => this.events.emit(raw, { type: 'Warning', reason: f.reason, message: f.message })));
+    if (metrics) for (const f of refused) recordWriteFailure(metrics, namespace, name, f.reason);
+    const landedEvents = plan.events.filter((e) => e.scope === undefined || !result.failedScopes.has(e.scope));
+    await Promise.all(landedEvents.map((e) => this.events.emit(raw, e)));
+    if (metrics) recordGroupRestart(metrics, namespace, name, landedEvents.filter((e) => e.reason === 'GroupRestarting').length);
     const status = withWriteFailures(plan.status, refused, raw.status?.conditions, bd.metadata.generation, now);
     if (canonicalJson(status) !== canonicalJson(raw.status ?? {})) {
       const updated = await this.writer.replaceStatus(raw, status);
