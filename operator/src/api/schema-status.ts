@@ -29,7 +29,8 @@ function groupSchema(): Schema {
       revision: string('Pod revision (hash of the pod-shaping spec) the group runs.'),
       readyPods: integer('Pods of the current incarnation that are Ready (every local rank ready).', { minimum: 0 }),
       readyRanks: integer('Rank processes in the Ready pods (readyPods x gpusPerPod).', { minimum: 0 }),
-      restarts: integer('Times the group has been recreated.', { minimum: 0 }),
+      restarts: integer('Times the group has been recreated after a workload failure (counted against failurePolicy.maxGroupRestarts).', { minimum: 0 }),
+      disruptions: integer('Times the group has been recreated after a disruption (eviction, preemption, node loss, drain, placement stall); not counted against the restart budget.', { minimum: 0 }),
       recentRestartTimes: array('Restart times inside the current failurePolicy.restartWindowSeconds.', time('A restart time.'), {
         maxItems: 1000,
       }),
@@ -38,6 +39,7 @@ function groupSchema(): Schema {
         'What last made the group be recreated.',
         {
           reason: string('CamelCase cause: RankFailed, StartupTimeout, ReadinessLost, NodeLost, ...'),
+          class: string('Workload (a crash, a restart, a timeout: charged to the restart budget) or Disruption (the infrastructure took the group away: not charged).'),
           message: string('Details.'),
           pod: integer('Index of the pod (NODE_RANK) that failed, if one did.', { minimum: 0 }),
           time: time('When the failure was observed.'),

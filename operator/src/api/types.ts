@@ -156,9 +156,13 @@ export interface Condition {
 }
 export const CONDITION_TYPES = { available: 'Available', progressing: 'Progressing', degraded: 'Degraded', replicaFailure: 'ReplicaFailure' } as const;
 
+/** Workload failures are charged to maxGroupRestarts; disruptions (the infrastructure took the group away) are not. */
+export type FailureClass = 'Workload' | 'Disruption';
+
 export interface GroupFailure {
   /** Short CamelCase cause, e.g. RankFailed, StartupTimeout, ReadinessLost, NodeLost. */
   reason: string;
+  class?: FailureClass;
   message?: string;
   /** Index of the pod (NODE_RANK) whose failure triggered the restart, if one did. */
   pod?: number;
@@ -174,8 +178,10 @@ export interface GroupStatus {
   readyPods: number;
   /** Rank processes in those pods (readyPods x gpusPerPod). */
   readyRanks: number;
-  /** Total times this group has been recreated. */
+  /** Times this group has been recreated after a workload failure. */
   restarts: number;
+  /** Times this group has been recreated after a disruption (not charged to the restart budget). */
+  disruptions?: number;
   /** Times of the restarts inside the current failurePolicy.restartWindowSeconds. */
   recentRestartTimes?: string[];
   /** Not before this time will the group be recreated again (back-off). */
