@@ -25,7 +25,7 @@ describe('api: defaults', () => {
     assert.deepEqual(spec.gang, { policy: 'SchedulingGates' });
     assert.deepEqual(spec.rendezvous, { port: 29500, timeoutSeconds: 900 });
     assert.deepEqual(spec.failurePolicy, DEFAULTS.failurePolicy);
-    assert.deepEqual(spec.rollout, { maxSurge: 1, maxUnavailable: 0 });
+    assert.deepEqual(spec.rollout, { maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 600 });
   });
 
   it('keeps values that are set, including zero and false', () => {
@@ -42,7 +42,7 @@ describe('api: defaults', () => {
     assert.equal(spec.worker.httpPort, 9000);
     assert.equal(spec.worker.healthPort, 8001);
     assert.deepEqual(spec.placement, { topologyKey: 'kubernetes.io/hostname', exclusive: true });
-    assert.deepEqual(spec.rollout, { maxSurge: 0, maxUnavailable: 1 });
+    assert.deepEqual(spec.rollout, { maxSurge: 0, maxUnavailable: 1, progressDeadlineSeconds: 600 });
     assert.deepEqual(spec.model.source, { image: { reference: 'r/m:1', pullPolicy: 'IfNotPresent' } });
   });
 

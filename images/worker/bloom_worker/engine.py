@@ -5,6 +5,10 @@ batch size, prompt length, flags), then the left-padded prompt ids and their len
 the same forward passes; rank 0 picks the next tokens from the full logits (greedy or sampled) and
 broadcasts them with a continue flag every step. While idle, rank 0 broadcasts a heartbeat every
 second, so a dead peer is noticed within a second and no collective waits past its timeout.
+
+The engine thread beats `progress` (health.Progress, the rank's liveness) at every turn of its loop,
+idle or not, and at every decode step; its collectives and forward passes are marked on it, so a rank
+blocked in one stops beating and says where.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .health import Progress
 from .metrics import Metrics
 from .model import BloomTP
 
@@ -41,9 +46,19 @@ class Request:
 
 
 class Engine:
-    def __init__(self, model: BloomTP, metrics: Metrics, max_batch: int = 8, batch_wait_s: float = 0.005):
+    def __init__(
+        self,
+        model: BloomTP,
+        metrics: Metrics,
+        max_batch: int = 8,
+        batch_wait_s: float = 0.005,
+        progress: Progress | None = None,
+    ):
         self.model = model
         self.comm = model.comm
+        if progress is None:
+            progress = self.comm.progress if self.comm.progress is not None else Progress()
+        self.progress = progress
         self.metrics = metrics
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
@@ -77,6 +92,7 @@ class Engine:
 
     def run_leader(self) -> None:
         while True:
+            self.progress.beat()
             if self.stopping.is_set():
                 self._header(CMD_STOP)
                 return
@@ -142,6 +158,7 @@ class Engine:
                     r.events.put(("logits", logits[i, t - len(r.ids) :].tolist()))
             logits = logits[:, -1]
         while True:
+            self.progress.beat()
             nxt = self.comm.broadcast(step(logits))
             if not int(nxt[b]):
                 break
@@ -158,15 +175,18 @@ class Engine:
         for i in range(b):
             mask[i, t - int(lengths[i]) :] = True
         dev = self.model.device
-        mask = mask.to(dev)
-        logits = self.model.forward(ids.to(dev), cache, mask, all_logits=all_logits).cpu()
+        with self.progress.inside("forward"):  # on a GPU, .cpu() waits for the device (and its NCCL)
+            mask = mask.to(dev)
+            logits = self.model.forward(ids.to(dev), cache, mask, all_logits=all_logits).cpu()
         return logits, cache, mask
 
     def _decode(self, tokens: torch.Tensor, cache, mask: torch.Tensor) -> torch.Tensor:
-        return self.model.forward(tokens.view(-1, 1).to(self.model.device), cache, mask).cpu()
+        with self.progress.inside("forward"):
+            return self.model.forward(tokens.view(-1, 1).to(self.model.device), cache, mask).cpu()
 
     def run_follower(self) -> None:
         while True:
+            self.progress.beat()
             header = self._header(CMD_NOOP)
             cmd, b, t, want, max_new = (int(v) for v in header)
             if cmd == CMD_STOP:
@@ -179,6 +199,7 @@ class Engine:
             lengths = self.comm.broadcast(torch.empty(b, dtype=torch.int64))
             _, cache, mask = self._prefill(ids, lengths, t + max_new, bool(want))
             while True:
+                self.progress.beat()
                 nxt = self.comm.broadcast(torch.empty(b + 1, dtype=torch.int64))
                 if not int(nxt[b]):
                     break

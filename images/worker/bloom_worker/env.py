@@ -58,8 +58,17 @@ BLOOM_NAMES = (
 
 # optional
 BLOOM_BIND_ADDRESS = "BLOOM_BIND_ADDRESS"
+BLOOM_LIVENESS_TIMEOUT_SECONDS = "BLOOM_LIVENESS_TIMEOUT_SECONDS"
+BLOOM_READINESS_TIMEOUT_SECONDS = "BLOOM_READINESS_TIMEOUT_SECONDS"
 NCCL_PREFIX = "NCCL_"
-OPTIONAL_NAMES = (BLOOM_BIND_ADDRESS, NCCL_PREFIX + "*")
+OPTIONAL_NAMES = (
+    BLOOM_BIND_ADDRESS,
+    BLOOM_LIVENESS_TIMEOUT_SECONDS,
+    BLOOM_READINESS_TIMEOUT_SECONDS,
+    NCCL_PREFIX + "*",
+)
+DEFAULT_LIVENESS_TIMEOUT = 90.0
+DEFAULT_READINESS_TIMEOUT = 10.0
 
 # what the operator must write into every pod
 REQUIRED_NAMES = TORCHRUN_NAMES + BLOOM_NAMES
@@ -94,6 +103,8 @@ class PodEnv:
     termination_grace: int
     bind_address: str = "0.0.0.0"
     nccl: dict[str, str] = field(default_factory=dict)
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
+    readiness_timeout: float = DEFAULT_READINESS_TIMEOUT
 
     def rank_of(self, local_rank: int) -> int:
         return self.node_rank * self.nproc_per_node + local_rank
@@ -136,14 +147,16 @@ def _port(env: Mapping[str, str], name: str) -> int:
     return _int(env, name, 1, 65535)
 
 
-def _timeout(env: Mapping[str, str]) -> float:
-    raw = _get(env, BLOOM_RENDEZVOUS_TIMEOUT)
+def _timeout(env: Mapping[str, str], name: str = BLOOM_RENDEZVOUS_TIMEOUT, default: float | None = None) -> float:
+    if default is not None and (env.get(name) or "").strip() == "":
+        return default
+    raw = _get(env, name)
     try:
         timeout = float(raw)
     except ValueError:
-        raise EnvError(f"{BLOOM_RENDEZVOUS_TIMEOUT}={raw!r} is not a number of seconds") from None
-    if not timeout > 0:
-        raise EnvError(f"{BLOOM_RENDEZVOUS_TIMEOUT}={raw} must be > 0 seconds")
+        raise EnvError(f"{name}={raw!r} is not a number of seconds") from None
+    if not timeout > 0 or timeout == float("inf"):
+        raise EnvError(f"{name}={raw} must be a finite number of seconds > 0")
     return timeout
 
 
@@ -188,6 +201,8 @@ def parse_pod_env(env: Mapping[str, str] | None = None) -> PodEnv:
         termination_grace=_int(env, BLOOM_TERMINATION_GRACE_SECONDS, 0),
         bind_address=(env.get(BLOOM_BIND_ADDRESS) or "0.0.0.0").strip(),
         nccl={k: v for k, v in env.items() if k.startswith(NCCL_PREFIX)},
+        liveness_timeout=_timeout(env, BLOOM_LIVENESS_TIMEOUT_SECONDS, DEFAULT_LIVENESS_TIMEOUT),
+        readiness_timeout=_timeout(env, BLOOM_READINESS_TIMEOUT_SECONDS, DEFAULT_READINESS_TIMEOUT),
     )
 
 

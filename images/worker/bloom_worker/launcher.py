@@ -8,7 +8,8 @@
   so that Kubernetes restarts the pod and the group is recreated;
 * SIGTERM or SIGINT is forwarded to every rank; the launcher waits for them (bounded) and exits 0 when
   they all stopped cleanly;
-* serves BLOOM_HEALTH_PORT for the whole pod: ready only when every local rank is.
+* serves BLOOM_HEALTH_PORT for the whole pod (health.py): /readyz only when every local rank is ready
+  and none is stuck, /livez unless a local rank exited, went silent or its engine loop is stuck.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 import time
 
 from .env import BLOOM_REPORT_FD, LOCAL_RANK, LOCAL_WORLD_SIZE, RANK, PodEnv
-from .health import RankView, start_health_server
+from .health import Bounds, RankView, start_health_server
 from .metrics import Metrics
 from .report import start_reader
 
@@ -130,7 +131,12 @@ def run_launcher(pod: PodEnv) -> int:
     views = [RankView(rank=pod.rank_of(lr), local_rank=lr) for lr in range(pod.nproc_per_node)]
     try:
         start_health_server(
-            pod.bind_address, pod.health_port, lambda: views, metrics, {**identity, "node_rank": str(pod.node_rank)}
+            pod.bind_address,
+            pod.health_port,
+            lambda: views,
+            metrics,
+            {**identity, "node_rank": str(pod.node_rank)},
+            Bounds(liveness=pod.liveness_timeout, readiness=pod.readiness_timeout),
         )
     except OSError as e:
         print(f"bloom-worker: error: cannot serve health on {pod.bind_address}:{pod.health_port}: {e}", file=sys.stderr)

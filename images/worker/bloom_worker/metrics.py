@@ -14,10 +14,12 @@ Sample = tuple[str, Labels, float]
 
 HELP = {
     "bloom_pod_info": ("gauge", "Constant 1, labelled with the pod's identity (served by the launcher)."),
-    "bloom_pod_ready": ("gauge", "1 when every local rank of the pod is ready."),
+    "bloom_pod_ready": ("gauge", "1 when every local rank of the pod is ready and none is stuck (/readyz)."),
+    "bloom_pod_live": ("gauge", "1 when no local rank of the pod is stuck (/livez)."),
     "bloom_worker_info": ("gauge", "Constant 1, labelled with the rank's identity."),
     "bloom_worker_ready": ("gauge", "1 when the shard is loaded and the communicator is up."),
     "bloom_worker_report_age_seconds": ("gauge", "Seconds since the rank last reported its state."),
+    "bloom_worker_progress_age_seconds": ("gauge", "Seconds since the rank's engine loop last made progress."),
     "bloom_worker_shard_load_seconds": ("gauge", "Seconds spent mapping and verifying the shard."),
     "bloom_worker_shard_bytes": ("gauge", "Size of this rank's shard file."),
     "bloom_worker_requests_total": ("counter", "HTTP API requests by path and status code."),

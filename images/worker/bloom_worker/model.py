@@ -14,6 +14,7 @@ Every matmul with int8 weights goes through `bloom_kernels.int8_matmul`.
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -23,33 +24,44 @@ import torch.nn.functional as F
 from bloom_kernels import int8_matmul
 
 from .format import DTYPES, ModelConfig
+from .health import Progress
 from .loader import Shard
+
+_NO_OP = nullcontext()
 
 
 @dataclass
 class Comm:
     """The tensor-parallel group: collectives only when a process group exists (a group of one needs
-    none; one built anyway, e.g. to test a backend, is used)."""
+    none; one built anyway, e.g. to test a backend, is used). Every collective is marked on `progress`
+    (the engine's heartbeat): a rank blocked in one shows which, and for how long."""
 
     rank: int = 0
     world_size: int = 1
     distributed: bool = False
+    progress: Progress | None = None
+
+    def _inside(self, name: str) -> AbstractContextManager[None]:
+        return _NO_OP if self.progress is None else self.progress.inside(name)
 
     def all_reduce(self, x: torch.Tensor) -> torch.Tensor:
         if self.distributed:
-            dist.all_reduce(x)
+            with self._inside("all_reduce"):
+                dist.all_reduce(x)
         return x
 
     def all_gather_last(self, x: torch.Tensor) -> torch.Tensor:
         if not self.distributed:
             return x
         parts = [torch.empty_like(x) for _ in range(self.world_size)]
-        dist.all_gather(parts, x.contiguous())
+        with self._inside("all_gather"):
+            dist.all_gather(parts, x.contiguous())
         return torch.cat(parts, dim=-1)
 
     def broadcast(self, x: torch.Tensor, src: int = 0) -> torch.Tensor:
         if self.distributed:
-            dist.broadcast(x, src)
+            with self._inside("broadcast"):
+                dist.broadcast(x, src)
         return x
 
 

@@ -19,12 +19,12 @@ import torch.distributed as dist
 
 from .engine import Engine
 from .env import LOCAL_RANK, RankEnv
-from .health import RankView, State, start_health_server
+from .health import Bounds, Progress, RankView, State, start_health_server
 from .loader import ShardError, load_shard
 from .metrics import Metrics
 from .model import BloomTP, Comm
 from .rendezvous import RendezvousError, backend_for, rendezvous
-from .report import die_with_parent, start_reporter
+from .report import die_with_parent, message, start_reporter
 from .server import Api, Limits, start_api_server
 from .tokenizer import load_tokenizer
 
@@ -53,21 +53,22 @@ def select_device(local_rank: int) -> torch.device:
     return device
 
 
-def publish_health(env: RankEnv, state: State, metrics: Metrics, identity: dict[str, str]) -> None:
+def publish_health(env: RankEnv, state: State, metrics: Metrics, progress: Progress, identity: dict[str, str]) -> None:
     """Report to our launcher; without one (torchrun), local rank 0 serves the pod's health port for
     itself only (the other local ranks are not seen there)."""
     if env.report_fd is not None:
         die_with_parent()
-        start_reporter(env.report_fd, state, metrics)
+        start_reporter(env.report_fd, state, metrics, progress)
     elif env.local_rank == 0:
         view = RankView(rank=env.rank, local_rank=env.local_rank, pid=os.getpid())
 
         def views() -> list[RankView]:
-            view.update({"state": state.snapshot(), "samples": metrics.samples()})
+            view.update(message(state, metrics, progress))
             return [view]
 
         pod = env.pod
-        start_health_server(pod.bind_address, pod.health_port, views, Metrics(), identity)
+        bounds = Bounds(liveness=pod.liveness_timeout, readiness=pod.readiness_timeout)
+        start_health_server(pod.bind_address, pod.health_port, views, Metrics(), identity, bounds)
 
 
 def run_rank(env: RankEnv) -> int:
@@ -77,7 +78,7 @@ def run_rank(env: RankEnv) -> int:
         format=f"%(asctime)s rank{env.rank}/{env.world_size} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    state, metrics = State(), Metrics()
+    state, metrics, progress = State(), Metrics(), Progress()
     identity = {"deployment": pod.deployment, "group": str(pod.group), "epoch": pod.epoch}
     rank_identity = {**identity, "rank": str(env.rank), "local_rank": str(env.local_rank)}
     metrics.set("bloom_worker_info", 1.0, {**rank_identity, "world_size": str(env.world_size)})
@@ -92,7 +93,7 @@ def run_rank(env: RankEnv) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     try:
-        publish_health(env, state, metrics, {**identity, "node_rank": str(pod.node_rank)})
+        publish_health(env, state, metrics, progress, {**identity, "node_rank": str(pod.node_rank)})
     except OSError as e:
         return fail(state, f"cannot serve health on {pod.bind_address}:{pod.health_port}: {e}")
     api = None
@@ -122,8 +123,8 @@ def run_rank(env: RankEnv) -> int:
         rendezvous(env, deadline, backend_for(device))
     except RendezvousError as e:
         return fail(state, str(e))
-    model = BloomTP(shard, Comm(env.rank, env.world_size, dist.is_initialized()), device)
-    engine = Engine(model, metrics)
+    model = BloomTP(shard, Comm(env.rank, env.world_size, dist.is_initialized(), progress), device)
+    engine = Engine(model, metrics, progress=progress)
     if api is not None:
         api.vocab_size = model.cfg.vocab_size
         api.tokenizer = load_tokenizer(Path(pod.model_dir)) if shard.manifest.tokenizer else None

@@ -46,5 +46,6 @@ export const DEFAULTS = {
   rollout: {
     maxSurge: 1,
     maxUnavailable: 0,
+    progressDeadlineSeconds: 600,
   },
 } as const;

@@ -339,6 +339,11 @@ function rolloutSchema(): Schema {
         minimum: 0,
         default: DEFAULTS.rollout.maxUnavailable,
       }),
+      progressDeadlineSeconds: seconds(
+        'Seconds a rollout or scale may make no progress (no group becoming Ready, no more groups at the current revision) before the deployment reports Progressing=False with reason ProgressDeadlineExceeded and Stalled=True; the operator keeps trying. Does not change the pod revision.',
+        DEFAULTS.rollout.progressDeadlineSeconds,
+        1,
+      ),
     },
     {
       'x-kubernetes-validations': [

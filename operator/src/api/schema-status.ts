@@ -8,7 +8,7 @@ function conditionSchema(): Schema {
   return object(
     'Same shape as metav1.Condition.',
     {
-      type: string('Condition type: Available, Progressing or Degraded.', { maxLength: 316 }),
+      type: string('Condition type: Available, Progressing, Degraded, ReplicaFailure, Ready, Reconciling or Stalled.', { maxLength: 316 }),
       status: string('True, False or Unknown.', { enum: ['True', 'False', 'Unknown'] }),
       reason: string('CamelCase reason of the last transition.', { maxLength: 1024 }),
       message: string('Human-readable details.', { maxLength: 32768 }),
@@ -54,8 +54,16 @@ function groupSchema(): Schema {
   );
 }
 
+/**
+ * The status defaults to {observedGeneration: 0}: the API server fills it in on every read until the
+ * operator writes a status, so an object nobody has reconciled yet reads as "generation 1 not yet
+ * observed". Without it a GitOps tool that applies and reads back a BloomDeployment sees no status at
+ * all, and kstatus (Flux) calls an object without status or conditions Current (healthy).
+ */
+export const UNOBSERVED_STATUS = { observedGeneration: 0 } as const;
+
 export function statusSchema(): Schema {
-  return object('Observed state, written by the operator.', {
+  return object('Observed state, written by the operator. Until the operator first writes it, it reads {observedGeneration: 0} (not yet observed).', {
     observedGeneration: int64('metadata.generation the status was computed from.'),
     replicas: integer('Groups that exist (any phase); the scale subresource reads it.', { minimum: 0 }),
     readyReplicas: integer('Groups whose every rank is Ready.', { minimum: 0 }),
@@ -66,7 +74,8 @@ export function statusSchema(): Schema {
     podsPerGroup: integer('Pods per group (tensorParallelSize / gpusPerPod) of the current spec.', { minimum: 1 }),
     gpusPerPod: integer('GPUs, and rank processes, per pod of the current spec (spec.gpusPerPod or its default).', { minimum: 1 }),
     phase: string(`Summary: ${DEPLOYMENT_PHASES.join(', ')}.`),
-    conditions: array('Available, Progressing, Degraded.', conditionSchema(), {
+    lastProgressTime: time('While a rollout or scale is in progress: when a group last became Ready or more groups came to run updateRevision (or the spec changed); spec.rollout.progressDeadlineSeconds counts from it. Absent once the deployment is complete or Failed.'),
+    conditions: array('Available, Progressing, Degraded, ReplicaFailure (only while the API refuses a write), Ready, and the abnormal-true Reconciling and Stalled (present only while True).', conditionSchema(), {
       'x-kubernetes-list-type': 'map',
       'x-kubernetes-list-map-keys': ['type'],
     }),
@@ -74,5 +83,5 @@ export function statusSchema(): Schema {
       'x-kubernetes-list-type': 'map',
       'x-kubernetes-list-map-keys': ['index'],
     }),
-  });
+  }, { default: { ...UNOBSERVED_STATUS } });
 }

@@ -116,6 +116,8 @@ export interface FailurePolicySpec {
 export interface RolloutSpec {
   maxSurge: number;
   maxUnavailable: number;
+  /** Seconds a rollout or scale may go without progress before Progressing=False (ProgressDeadlineExceeded) and Stalled=True. */
+  progressDeadlineSeconds: number;
 }
 
 export interface BloomDeploymentSpec {
@@ -154,7 +156,11 @@ export interface Condition {
   lastTransitionTime: string;
   observedGeneration?: number;
 }
-export const CONDITION_TYPES = { available: 'Available', progressing: 'Progressing', degraded: 'Degraded', replicaFailure: 'ReplicaFailure' } as const;
+export const CONDITION_TYPES = {
+  available: 'Available', progressing: 'Progressing', degraded: 'Degraded', replicaFailure: 'ReplicaFailure',
+  /** kstatus (Flux, kpt, cli-utils): Ready is the summary; Reconciling and Stalled are abnormal-true, present only while True. */
+  ready: 'Ready', reconciling: 'Reconciling', stalled: 'Stalled',
+} as const;
 
 /** Workload failures are charged to maxGroupRestarts; disruptions (the infrastructure took the group away) are not. */
 export type FailureClass = 'Workload' | 'Disruption';
@@ -206,6 +212,8 @@ export interface BloomDeploymentStatus {
   /** GPUs (rank processes) per pod of the current spec. */
   gpusPerPod?: number;
   phase?: DeploymentPhase;
+  /** While a rollout or scale is in progress: when it last made progress; the progress deadline counts from it. */
+  lastProgressTime?: string;
   conditions?: Condition[];
   groups?: GroupStatus[];
 }

@@ -64,6 +64,22 @@ def test_parse_pod() -> None:
     assert not envmod.is_rank_process(pod())
 
 
+def test_probe_bounds_are_optional_with_defaults() -> None:
+    e = envmod.parse_pod_env(pod())
+    assert (e.liveness_timeout, e.readiness_timeout) == (90.0, 10.0)
+    set_ = {"BLOOM_LIVENESS_TIMEOUT_SECONDS": "120", "BLOOM_READINESS_TIMEOUT_SECONDS": "2.5"}
+    e = envmod.parse_pod_env({**pod(), **set_})
+    assert (e.liveness_timeout, e.readiness_timeout) == (120.0, 2.5)
+    assert envmod.parse_pod_env({**pod(), "BLOOM_LIVENESS_TIMEOUT_SECONDS": " "}).liveness_timeout == 90.0
+
+
+@pytest.mark.parametrize("name", ["BLOOM_LIVENESS_TIMEOUT_SECONDS", "BLOOM_READINESS_TIMEOUT_SECONDS"])
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "inf", "nan"])
+def test_bad_probe_bounds_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(envmod.EnvError, match=name):
+        envmod.parse_pod_env({**pod(), name: value})
+
+
 def test_parse_rank() -> None:
     e = envmod.parse_rank_env({**rank(), "BLOOM_REPORT_FD": "5"})
     assert (e.rank, e.local_rank, e.local_world_size, e.world_size) == (6, 2, 4, 8)

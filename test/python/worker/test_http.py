@@ -151,6 +151,10 @@ def test_health_and_metrics_on_every_pod(group: Group) -> None:
         live = p.health().json()
         assert live["status"] == "ok" and [r["rank"] for r in live["ranks"]] == [p.node_rank]
         assert live["ranks"][0]["last_report_age_s"] < 5
+        livez = p.health("/livez")
+        assert livez.status_code == 200 and livez.json()["live"] and livez.json()["timeout_s"] == 90.0
+        (rank,) = livez.json()["ranks"]
+        assert rank["stuck"] is None and rank["exit_code"] is None and 0 <= rank["progress_age_s"] < 5
         ready = p.health("/readyz")
         assert ready.status_code == 200 and ready.json()["ready"]
         assert [(r["rank"], r["phase"], r["communicator_up"]) for r in ready.json()["ranks"]] == [
@@ -159,6 +163,7 @@ def test_health_and_metrics_on_every_pod(group: Group) -> None:
         m = p.health("/metrics")
         assert m.headers["Content-Type"].startswith("text/plain")
         assert "bloom_pod_ready 1" in m.text and f'bloom_worker_ready{{rank="{p.node_rank}"}} 1' in m.text
+        assert "bloom_pod_live 1" in m.text and f'bloom_worker_progress_age_seconds{{rank="{p.node_rank}"}}' in m.text
         info = f'deployment="tiny",epoch="1",group="0",local_rank="0",rank="{p.node_rank}",world_size="2"'
         assert f"bloom_worker_info{{{info}}} 1" in m.text
         families = [line.split()[2] for line in m.text.splitlines() if line.startswith("# TYPE")]

@@ -205,9 +205,12 @@ def launch(
     overrides: dict[int, dict[str, str]] | None = None,
     pods: list[int] | None = None,
     master_port: int | None = None,
+    optional: dict[str, str] | None = None,
 ) -> Group:
     """A group of `world` ranks as world / nproc pods of `nproc` ranks; starts the pods listed in `pods`
-    (default all; the others can be started later with Group.start). binds and overrides are by pod."""
+    (default all; the others can be started later with Group.start). binds and overrides (of contract
+    variables) are by pod; `optional` sets the contract's optional variables in every pod."""
+    assert set(optional or {}) <= set(CONTRACT["optional"]), "only the contract's optional names"
     assert world % nproc == 0
     nnodes = world // nproc
     binds = binds or ["127.0.0.1"] * nnodes
@@ -239,6 +242,7 @@ def launch(
         env = {k: v for k, v in os.environ.items() if k not in values and k not in CONTRACT["process"]}
         env.update(contract_env(values))
         env["BLOOM_BIND_ADDRESS"] = binds[node]
+        env.update(optional or {})
         env["OMP_NUM_THREADS"] = "1"
         env["PYTHONUNBUFFERED"] = "1"
         envs[node] = env
