@@ -20,7 +20,7 @@ import { readRecord, recordAnnotations, type GroupRecord } from './group-record.
 import { planGroup, type GroupPlan } from './group-plan.js';
 import { isTerminating, podGroup, type NodeViews } from './observe.js';
 import { planRollout } from './rollout.js';
-import { computeStatus } from './status.js';
+import { computeStatus, progressDeadlineAt, progressDeadlineEvent } from './status.js';
 import { domainPicker } from './placement.js';
 
 /** Changing this annotation's value on a BloomDeployment resets every group's restart budget (and revives Failed groups). */
@@ -177,10 +177,15 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
   }
 
   const status = computeStatus({ bd, groups: statuses, upToDate, revision, now, clientService: clientService !== undefined });
+  // Look again when the progress deadline expires, to report it.
+  const deadline = progressDeadlineAt(bd, status);
+  if (deadline !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, deadline);
   const previous = bd.status;
   if (status.phase === 'Available' && previous?.currentRevision && previous.currentRevision !== revision && previous.updateRevision === revision) {
     events.push({ type: 'Normal', reason: 'RolloutComplete', message: `all ${bd.spec.replicas} group(s) run revision ${revision}` });
   }
+  const stalled = progressDeadlineEvent(previous?.conditions, status);
+  if (stalled) events.push(stalled);
   const plan: DeploymentPlan = { actions, events, status };
   if (wakeAt !== undefined) plan.wakeAt = wakeAt;
   return plan;
