@@ -6,6 +6,9 @@ import {
   GANG_SCHEDULING_GATE,
   LABELS,
   podRevision,
+  STARTUP_PROBE_MARGIN_SECONDS,
+  STARTUP_PROBE_PERIOD_SECONDS,
+  startupProbeBudgetSeconds,
 } from '../../operator/src/groups/index.js';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { podEpoch, podGroup, podIndex } from '../../operator/src/lifecycle/observe.js';
@@ -139,10 +142,41 @@ describe('groups: desired group pods', () => {
       { name: 'model', mountPath: '/models', readOnly: true },
     ]);
     assert.deepEqual(pod.spec?.volumes?.[1], { name: 'model', persistentVolumeClaim: { claimName: 'shards', readOnly: true } });
-    assert.equal(container.readinessProbe?.httpGet?.path, '/readyz');
-    assert.equal(container.readinessProbe?.httpGet?.port, 'health');
-    assert.equal(container.livenessProbe?.httpGet?.path, '/healthz');
-    assert.equal((container.startupProbe?.failureThreshold ?? 0) * (container.startupProbe?.periodSeconds ?? 0), 1800);
+    const health = container.ports?.find((p) => p.name === 'health');
+    assert.equal(health?.containerPort, 8001);
+    // startup and readiness on /readyz (shard loaded, communicator up), liveness on /livez (the engine heartbeat); never /healthz
+    assert.deepEqual(container.startupProbe, {
+      httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 372, successThreshold: 1,
+    });
+    assert.deepEqual(container.readinessProbe, {
+      httpGet: { path: '/readyz', port: 'health' }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2, successThreshold: 1,
+    });
+    assert.deepEqual(container.livenessProbe, {
+      httpGet: { path: '/livez', port: 'health' }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3, successThreshold: 1,
+    });
+  });
+
+  it('gives the startup probe at least the operator\'s startup timeout and the ranks\' rendezvous deadline, plus a margin', () => {
+    const budget = (bd: BloomDeployment): number => {
+      const probe = groupPods(bd, 0, 0)[0].spec!.containers[0].startupProbe!;
+      return probe.failureThreshold! * probe.periodSeconds!;
+    };
+    // defaults: startupTimeoutSeconds 1800 > rendezvous.timeoutSeconds 900
+    assert.equal(budget(bloomDeployment(8)), 1800 + STARTUP_PROBE_MARGIN_SECONDS);
+    const fp = (startupTimeoutSeconds: number) => ({ ...bloomDeployment(8).spec.failurePolicy, startupTimeoutSeconds });
+    const rdv = (timeoutSeconds: number) => ({ ...bloomDeployment(8).spec.rendezvous, timeoutSeconds });
+    // a long startup timeout: the kubelet waits longer still, so the operator's timeout stays the authority
+    assert.equal(budget(bloomDeployment(8, { failurePolicy: fp(7200) })), 7260);
+    // an odd value rounds up to whole periods, never down
+    const odd = budget(bloomDeployment(8, { failurePolicy: fp(3601) }));
+    assert.ok(odd >= 3601 + STARTUP_PROBE_MARGIN_SECONDS && odd < 3601 + STARTUP_PROBE_MARGIN_SECONDS + STARTUP_PROBE_PERIOD_SECONDS, String(odd));
+    // a short startup timeout: the ranks' own rendezvous deadline (counted from their start) is covered too
+    assert.equal(budget(bloomDeployment(8, { failurePolicy: fp(300) })), 900 + STARTUP_PROBE_MARGIN_SECONDS);
+    assert.equal(budget(bloomDeployment(8, { failurePolicy: fp(300), rendezvous: rdv(120) })), 300 + STARTUP_PROBE_MARGIN_SECONDS);
+    for (const bd of [bloomDeployment(8), shaped(8, 4), bloomDeployment(8, { failurePolicy: fp(60), rendezvous: rdv(30) })]) {
+      assert.equal(budget(bd), startupProbeBudgetSeconds(bd.spec));
+      assert.ok(budget(bd) >= bd.spec.failurePolicy.startupTimeoutSeconds);
+    }
   });
 
   it('keeps other groups out of the domain with exclusive placement, but not its own group', () => {

@@ -19,9 +19,21 @@ export const WORKER_CONTAINER = 'worker';
 export const MODEL_VOLUME = 'model';
 export const SHM_VOLUME = 'dshm';
 export const PORT_NAMES = { http: 'http', health: 'health', rendezvous: 'rendezvous' } as const;
-export const HEALTH_PATHS = { live: '/healthz', ready: '/readyz' } as const;
-/** Period of the startup probe; failureThreshold = ceil(startupTimeoutSeconds / period). */
-export const STARTUP_PROBE_PERIOD_SECONDS = 10;
+/**
+ * The launcher's endpoints on the health port (images/worker/README.md): /readyz is 200 only when every
+ * local rank has its shard loaded and its communicator up and none is stuck; /livez fails when a local
+ * rank exited, stopped reporting, or its engine loop made no progress for BLOOM_LIVENESS_TIMEOUT_SECONDS
+ * (a hung collective); /healthz answers 200 while the launcher lives (not a probe: it says nothing of the ranks).
+ */
+export const HEALTH_PATHS = { health: '/healthz', live: '/livez', ready: '/readyz' } as const;
+/** Period of the startup probe; its failureThreshold is derived from the spec (startupProbeBudgetSeconds). */
+export const STARTUP_PROBE_PERIOD_SECONDS = 5;
+/** Kept beyond the operator's startup timeout (and the ranks' rendezvous deadline) so that they act before the kubelet does. */
+export const STARTUP_PROBE_MARGIN_SECONDS = 60;
+/** Readiness: a stuck rank fails /readyz after BLOOM_READINESS_TIMEOUT_SECONDS (10 s); the pod is unready within two more periods. */
+export const READINESS_PROBE = { periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 } as const;
+/** Liveness: /livez already waits BLOOM_LIVENESS_TIMEOUT_SECONDS (90 s) of no progress; the kubelet rides out a slow answer or two. */
+export const LIVENESS_PROBE = { periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 } as const;
 
 export interface GroupPodParams extends PodEnvParams {
   /** podRevision(spec) the pod is built from (label inference.bloom.dev/revision). */
@@ -54,23 +66,39 @@ function volumes(spec: BloomDeploymentSpec): { volumes: V1Volume[]; mounts: V1Vo
   };
 }
 
-function httpProbe(path: string, periodSeconds: number, failureThreshold: number): V1Probe {
+function httpProbe(path: string, periodSeconds: number, timeoutSeconds: number, failureThreshold: number): V1Probe {
   return {
     httpGet: { path, port: PORT_NAMES.health },
     periodSeconds,
-    timeoutSeconds: 5,
+    timeoutSeconds,
     failureThreshold,
     successThreshold: 1,
   };
 }
 
-/** Probes of the pod's launcher (its /readyz aggregates every local rank): startup covers shard loading + rendezvous; liveness and readiness take over after it. */
+/**
+ * How long the kubelet lets a pod's /readyz fail before it kills the container: the operator's own
+ * startup timeout (the authority: it recreates the group, with a reason) or the ranks' rendezvous
+ * deadline, whichever is longer, plus a margin. The kubelet counts from the container's start. The
+ * operator's timer starts no later for the last pod of a group to be scheduled, so it expires first;
+ * a pod that started before its peers were scheduled has ranks that give up by themselves at their
+ * rendezvous deadline (counted from their own start, shard loading included), which expires first too.
+ */
+export function startupProbeBudgetSeconds(spec: BloomDeploymentSpec): number {
+  return Math.max(spec.failurePolicy.startupTimeoutSeconds, spec.rendezvous.timeoutSeconds) + STARTUP_PROBE_MARGIN_SECONDS;
+}
+
+/**
+ * Probes of the pod's launcher, all on its aggregated health port. Startup and readiness on /readyz (200
+ * only once every local rank has its shard loaded and its communicator up, so the startup budget covers
+ * shard loading and the rendezvous); liveness on /livez (the ranks' engine heartbeat), run only after startup.
+ */
 export function podProbes(spec: BloomDeploymentSpec): Pick<V1Container, 'startupProbe' | 'readinessProbe' | 'livenessProbe'> {
-  const startupFailures = Math.max(1, Math.ceil(spec.failurePolicy.startupTimeoutSeconds / STARTUP_PROBE_PERIOD_SECONDS));
+  const startupFailures = Math.max(1, Math.ceil(startupProbeBudgetSeconds(spec) / STARTUP_PROBE_PERIOD_SECONDS));
   return {
-    startupProbe: httpProbe(HEALTH_PATHS.live, STARTUP_PROBE_PERIOD_SECONDS, startupFailures),
-    readinessProbe: httpProbe(HEALTH_PATHS.ready, 5, 2),
-    livenessProbe: httpProbe(HEALTH_PATHS.live, 10, 3),
+    startupProbe: httpProbe(HEALTH_PATHS.ready, STARTUP_PROBE_PERIOD_SECONDS, 5, startupFailures),
+    readinessProbe: httpProbe(HEALTH_PATHS.ready, READINESS_PROBE.periodSeconds, READINESS_PROBE.timeoutSeconds, READINESS_PROBE.failureThreshold),
+    livenessProbe: httpProbe(HEALTH_PATHS.live, LIVENESS_PROBE.periodSeconds, LIVENESS_PROBE.timeoutSeconds, LIVENESS_PROBE.failureThreshold),
   };
 }
 
