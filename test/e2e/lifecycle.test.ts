@@ -64,7 +64,11 @@ describe('group health and lifecycle (gang restarts with epochs)', function () {
         for (const g of [0, 1, 2]) assert.equal(e1[g], g === group ? e0[g]! + 1 : e0[g], `epoch of group ${g}`);
         const status = after.status!.groups!.find((x) => x.index === group)!;
         assert.equal(status.lastFailure?.reason, reason);
-        assert.equal(status.restarts, (before.status!.groups!.find((x) => x.index === group)!.restarts ?? 0) + 1);
+        const was = before.status!.groups!.find((x) => x.index === group)!;
+        // A workload failure is charged to the restart budget; a disruption (deletion, eviction, node loss) is counted apart.
+        const disruption = ['RankDeleted', 'RankEvicted', 'NodeLost'].includes(reason);
+        assert.deepEqual([status.restarts, status.disruptions ?? 0, status.lastFailure?.class],
+          disruption ? [was.restarts, (was.disruptions ?? 0) + 1, 'Disruption'] : [was.restarts + 1, was.disruptions ?? 0, 'Workload']);
         const pods = await podsOf(ctx, 'chat', { [LABELS.group]: String(group) });
         assert.deepEqual([...new Set(pods.map((p) => p.metadata?.labels?.[LABELS.epoch]))], [String(e1[group])], 'only the new epoch remains');
         if (reason === 'NodeLost') assert.ok(pods.every((p) => p.spec?.nodeName !== node), 'the group moved off the lost node');

@@ -146,6 +146,8 @@ export interface ContainerRecord {
 }
 
 export interface PodRecordView {
+  /** Whether every readiness gate of the pod has its condition True (a kubelet's Ready requires it). */
+  gatesOpen?: boolean;
   podIP?: string;
   hostIP: string;
   startTime: Date;
@@ -172,6 +174,8 @@ export function podStatus(r: PodRecordView): V1PodStatus {
     ({ type, status: status ? 'True' : 'False', lastTransitionTime: since(at), ...(reason && !status ? { reason } : {}) });
   const containersReady = c.state === 'running' && c.ready;
   const readyAt = containersReady ? c.readySince : (c.finishedAt ?? c.startedAt ?? r.startTime);
+  const ready = containersReady && (r.gatesOpen ?? true);
+  const notReadyReason = c.state !== 'running' ? 'PodCompleted' : containersReady ? 'ReadinessGatesNotReady' : 'ContainersNotReady';
   const cs: V1ContainerStatus = {
     name: c.name,
     image: c.image,
@@ -194,7 +198,7 @@ export function podStatus(r: PodRecordView): V1PodStatus {
     conditions: [
       cond('PodReadyToStartContainers', c.state !== 'waiting' || c.waitingReason !== 'ContainerCreating', r.startTime),
       cond('Initialized', true, r.startTime),
-      cond('Ready', containersReady, readyAt, c.state === 'running' ? 'ContainersNotReady' : 'PodCompleted'),
+      cond('Ready', ready, readyAt, notReadyReason),
       cond('ContainersReady', containersReady, readyAt, c.state === 'running' ? 'ContainersNotReady' : 'PodCompleted'),
       cond('PodScheduled', true, r.scheduledAt ?? r.startTime),
     ],
@@ -205,6 +209,11 @@ export function podStatus(r: PodRecordView): V1PodStatus {
     status.podIPs = [{ ip: r.podIP }];
   }
   return status;
+}
+
+/** Whether each of the pod's readiness gates has its condition True (conditions set by controllers, kept by the kubelet). */
+export function gatesOpen(pod: V1Pod): boolean {
+  return (pod.spec?.readinessGates ?? []).every((g) => (pod.status?.conditions ?? []).some((c) => c.type === g.conditionType && c.status === 'True'));
 }
 
 /** The readiness check of a container: its readinessProbe's httpGet (port by name or number), if any. */

@@ -19,7 +19,7 @@ import {
   type KubeConfig, type V1Lease, type V1Node, type V1Pod, type V1Service,
 } from '@kubernetes/client-node';
 import { editHosts, withBlock, withoutStaleBlocks, DEFAULT_HOSTS_FILE } from './hosts-file.js';
-import { dnsRecords, type DnsPod, exitCodeOf, launchPlan, podStatus, PodConfigError, readinessTarget, type ContainerRecord, type LaunchPlan } from './pod-plan.js';
+import { dnsRecords, type DnsPod, exitCodeOf, gatesOpen, launchPlan, podStatus, PodConfigError, readinessTarget, type ContainerRecord, type LaunchPlan } from './pod-plan.js';
 import { Reflector } from './reflector.js';
 
 export const PROCESS_NODE_LABEL = 'bloom.dev/process-node';
@@ -90,6 +90,7 @@ export interface PodInfo {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const status = (err: unknown) => (err as { code?: number }).code;
 const mergePatch = () => setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const strategicMergePatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 /** Start time of a process (field 22 of /proc/PID/stat), to tell a pid from a reused one. */
 function procStart(pid: number): string | undefined {
@@ -487,12 +488,14 @@ export class ProcessNode {
 
   private async report(st: PodState): Promise<void> {
     const body = podStatus({
+      gatesOpen: gatesOpen(st.pod),
       ...(st.ip ? { podIP: st.ip } : {}), hostIP: this.hostIP, startTime: st.startTime, container: st.container, restartPolicy: st.restartPolicy,
     });
     const text = JSON.stringify(body);
     if (text === st.reported) return;
     try {
-      await this.core.patchNamespacedPodStatus({ name: st.name, namespace: st.namespace, body: { status: body } }, mergePatch());
+      // Strategic merge (conditions by type), as a kubelet's status manager: controllers' conditions (readiness gates) stay.
+      await this.core.patchNamespacedPodStatus({ name: st.name, namespace: st.namespace, body: { status: body } }, strategicMergePatch);
       st.reported = text;
     } catch (err) {
       if (status(err) === 404) return;
@@ -539,7 +542,7 @@ export class ProcessNode {
   /** Names of this node's running pods and the Services that select them (see dnsRecords), into the hosts block. */
   private writeDns(): void {
     const pods: DnsPod[] = [...this.states.values()].filter((s) => s.container.state === 'running' && s.ip && !s.terminating).map((s) => ({
-      name: s.name, namespace: s.namespace, labels: s.pod.metadata?.labels ?? {}, ip: s.ip!, ready: s.container.ready,
+      name: s.name, namespace: s.namespace, labels: s.pod.metadata?.labels ?? {}, ip: s.ip!, ready: s.container.ready && gatesOpen(s.pod),
       ...(s.pod.spec?.hostname ? { hostname: s.pod.spec.hostname } : {}), ...(s.pod.spec?.subdomain ? { subdomain: s.pod.spec.subdomain } : {}),
     }));
     const records = dnsRecords(this.services.cache.values(), pods, this.domain);

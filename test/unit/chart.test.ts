@@ -47,6 +47,7 @@ const WATCHED_RULES: PolicyRule[] = [
   { apiGroups: ['inference.bloom.dev'], resources: ['bloomdeployments/status'], verbs: ['get', 'update', 'patch'] },
   { apiGroups: ['inference.bloom.dev'], resources: ['bloomdeployments/finalizers'], verbs: ['update'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete', 'patch'] },
+  { apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch', 'create', 'delete', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },

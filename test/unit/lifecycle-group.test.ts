@@ -15,21 +15,24 @@ const bd: BloomDeployment = bloomDeployment(8, { gpusPerPod: 2, placement: { top
 const revision = podRevision(bd.spec);
 
 function record(over: Partial<GroupRecord> = {}): GroupRecord {
-  return { index: 0, epoch: 1, revision, epochStarted: T0, restarts: 0, restartTimes: [], ...over };
+  return { index: 0, epoch: 1, revision, epochStarted: T0, restarts: 0, restartTimes: [], disruptions: 0, disruptionTimes: [], ...over };
 }
+
+/** The readiness conditions a kubelet reports (a gated pod's own readiness is ContainersReady). */
+const readiness = (ready: boolean, at: number) => (['Ready', 'ContainersReady'] as const).map((type) => ({ type, status: ready ? 'True' : 'False', lastTransitionTime: new Date(at) }));
 
 function runningPod(index: number, epoch = 1, over: (p: V1Pod) => void = () => {}, spec: BloomDeployment = bd): V1Pod {
   const pod = desiredGroupPod({ bd: spec, group: 0, pod: index, epoch, revision: podRevision(spec.spec), clusterDomain: CLUSTER_DOMAIN });
   pod.metadata!.uid = `uid-${epoch}-${index}`;
   pod.spec!.schedulingGates = [];
   pod.spec!.nodeName = `gpu-node-${index}`;
-  pod.status = { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date(T0) }], containerStatuses: [{ name: 'worker', image: 'x', imageID: '', ready: true, restartCount: 0 }] };
+  pod.status = { phase: 'Running', conditions: [...readiness(true, T0), { type: 'inference.bloom.dev/group-ready', status: 'True', lastTransitionTime: new Date(T0) }], containerStatuses: [{ name: 'worker', image: 'x', imageID: '', ready: true, restartCount: 0 }] };
   over(pod);
   return pod;
 }
 
 const group = (over: (p: V1Pod) => void = () => {}, epoch = 1) => [0, 1, 2, 3].map((r) => runningPod(r, epoch, r === 2 ? over : () => {}));
-const node = (ready: boolean, unschedulable = false): NodeView => ({ ready, since: T0, unschedulable, labels: {}, allocatable: {} });
+const node = (ready: boolean, unschedulable = false, since = T0): NodeView => ({ ready, since, unschedulable, labels: {}, allocatable: {} });
 const nodes = new Map<string, NodeView>([0, 1, 2, 3].map((i) => [`gpu-node-${i}`, node(true)]));
 
 function plan(over: Partial<GroupPlanInput>) {
@@ -43,22 +46,32 @@ describe('planGroup (gang lifecycle of one group)', () => {
     const first = plan({});
     assert.deepEqual(kinds(first), ['createPod', 'createPod', 'createPod', 'createPod']);
     assert.equal(first.status.phase, 'Pending');
-    const gated = group().map((p) => { p.spec!.schedulingGates = [{ name: 'inference.bloom.dev/gang' }]; delete p.spec!.nodeName; return p; });
+    const gated = group().map((p) => { p.spec!.schedulingGates = [{ name: 'inference.bloom.dev/gang' }]; delete p.spec!.nodeName; p.status = { phase: 'Pending' }; return p; });
     assert.deepEqual(kinds(plan({ pods: gated.slice(0, 3) })), ['createPod'], 'a missing pod of a gated group is created, not a failure');
     assert.deepEqual(kinds(plan({ pods: gated })), ['ungatePod', 'ungatePod', 'ungatePod', 'ungatePod']);
   });
 
   it('lifts only its own gate: the action names its index among other controllers\' gates', () => {
-    const gated = group().map((p) => { p.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }, { name: 'inference.bloom.dev/gang' }]; delete p.spec!.nodeName; return p; });
+    const gated = group().map((p) => { p.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }, { name: 'inference.bloom.dev/gang' }]; delete p.spec!.nodeName; p.status = { phase: 'Pending' }; return p; });
     const ungates = plan({ pods: gated }).actions.filter((a) => a.kind === 'ungatePod');
     assert.deepEqual(ungates.map((a) => a.kind === 'ungatePod' && a.gateIndex), [1, 1, 1, 1]);
     const lifted = gated.map((p) => { p.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }]; return p; });
     assert.equal(plan({ pods: lifted }).actions.filter((a) => a.kind === 'ungatePod').length, 0, 'a foreign gate alone is not ours to lift');
   });
 
+  it('closes every pod\'s readiness gate as soon as one pod is not ready (the group leaves the endpoints before any restart)', () => {
+    const pods = group();
+    pods[3]!.status!.conditions = [...readiness(false, T0 + 59_000), { type: 'inference.bloom.dev/group-ready', status: 'True', lastTransitionTime: new Date(T0) }];
+    const p = plan({ pods, record: record({ readySince: T0 }) });
+    assert.equal(p.state, 'Ready', 'still within readinessLossSeconds: no restart yet');
+    assert.deepEqual(p.actions.map((a) => a.kind === 'setGroupReady' && `${a.name}:${a.ready}`), ['bloom-g0-p0-e1:false', 'bloom-g0-p1-e1:false', 'bloom-g0-p2-e1:false', 'bloom-g0-p3-e1:false']);
+    const closed = pods.map((pod) => { pod.status!.conditions = pod.status!.conditions!.map((c) => (c.type === 'inference.bloom.dev/group-ready' ? { ...c, status: 'False' } : c)); return pod; });
+    assert.deepEqual(kinds(plan({ pods: closed, record: record({ readySince: T0 }) })), [], 'a closed gate is not written again');
+  });
+
   it('reports ready pods and ready ranks (pods x gpusPerPod)', () => {
     const pods = group();
-    pods[3]!.status!.conditions = [{ type: 'Ready', status: 'False', lastTransitionTime: new Date(T0 + 59_000) }];
+    pods[3]!.status!.conditions = readiness(false, T0 + 59_000);
     const p = plan({ pods, record: record({ readySince: T0 }) });
     assert.deepEqual([p.status.readyPods, p.status.readyRanks], [3, 6]);
     assert.equal(p.status.leaderAddress, `bloom-g0-p0.bloom-g0.serving.svc.cluster.local`);
@@ -85,10 +98,12 @@ describe('planGroup (gang lifecycle of one group)', () => {
     assert.equal(restart.status.epoch, 2);
   });
 
-  it('records the first time the group is ready, once', () => {
-    const p = plan({ pods: group() });
+  it('records the first time the group is ready, once, and opens every pod\'s readiness gate', () => {
+    const fresh = group().map((pod) => { pod.status!.conditions = readiness(true, T0); return pod; });
+    const p = plan({ pods: fresh });
     assert.equal(p.status.phase, 'Ready');
-    assert.deepEqual(kinds(p), ['patchRecord']);
+    assert.deepEqual(kinds(p), ['patchRecord', 'setGroupReady', 'setGroupReady', 'setGroupReady', 'setGroupReady']);
+    assert.ok(p.actions.every((a) => a.kind !== 'setGroupReady' || a.ready));
     assert.deepEqual(p.events.map((e) => e.reason), ['GroupReady']);
     const again = plan({ pods: group(), record: record({ readySince: T0 + 1 }) });
     assert.deepEqual(again.actions, []);
@@ -100,12 +115,12 @@ describe('planGroup (gang lifecycle of one group)', () => {
     ['a container restart', (p) => { p.status!.containerStatuses![0]!.restartCount = 1; }, 'RankRestarted'],
     ['a deleted or evicted pod', (p) => { p.metadata!.deletionTimestamp = new Date(T0); }, 'RankDeleted'],
     ['a pod on a NotReady node', (p) => { p.spec!.nodeName = 'gpu-node-9'; }, 'NodeLost'],
-    ['readiness lost past the threshold', (p) => { p.status!.conditions = [{ type: 'Ready', status: 'False', lastTransitionTime: new Date(T0) }]; }, 'ReadinessLost'],
+    ['readiness lost past the threshold', (p) => { p.status!.conditions = readiness(false, T0); }, 'ReadinessLost'],
   ];
   for (const [what, fault, reason] of faults) {
     it(`recreates the whole group with a new epoch after ${what}`, () => {
       const n = new Map(nodes);
-      n.set('gpu-node-9', node(false));
+      n.set('gpu-node-9', node(false, false, T0 - 60_000)); // NotReady for 120 s, the default nodeLostGraceSeconds
       const p = plan({ pods: group(fault), record: record({ readySince: T0 }), nodes: n });
       assert.equal(p.status.phase, 'Restarting');
       assert.equal(p.status.epoch, 2);
@@ -118,7 +133,10 @@ describe('planGroup (gang lifecycle of one group)', () => {
       assert.equal(patch.selector?.['inference.bloom.dev/epoch'], '2', 'rendezvous DNS moves to the new epoch');
       const deletes = p.actions.filter((a) => a.kind === 'deletePod').length;
       assert.equal(deletes, reason === 'RankDeleted' ? 3 : 4, 'every pod of the old epoch is deleted');
-      assert.deepEqual(p.events.map((e) => e.reason), ['GroupRestarting']);
+      const disruption = reason === 'RankDeleted' || reason === 'NodeLost';
+      assert.deepEqual(p.events.map((e) => e.reason), [disruption ? 'GroupDisrupted' : 'GroupRestarting']);
+      assert.equal(p.status.lastFailure?.class, disruption ? 'Disruption' : 'Workload');
+      assert.deepEqual([p.status.restarts, p.status.disruptions ?? 0], disruption ? [0, 1] : [1, 0], 'only workload failures are charged');
     });
   }
 
@@ -145,7 +163,7 @@ describe('planGroup (gang lifecycle of one group)', () => {
   });
 
   it('times out a group that never becomes ready', () => {
-    const unready = group().map((p) => { p.status!.conditions = [{ type: 'Ready', status: 'False', lastTransitionTime: new Date(T0) }]; return p; });
+    const unready = group().map((p) => { p.status!.conditions = readiness(false, T0); return p; });
     const within = plan({ pods: unready, now: T0 + 1000 });
     assert.equal(within.status.phase, 'Starting');
     assert.equal(within.wakeAt, T0 + bd.spec.failurePolicy.startupTimeoutSeconds * 1000);
@@ -182,5 +200,91 @@ describe('planGroup (gang lifecycle of one group)', () => {
     const annotations = Object.fromEntries(Object.entries(recordAnnotations(r)).filter(([, v]) => v !== null)) as Record<string, string>;
     const read = readRecord({ metadata: { labels: { 'inference.bloom.dev/group': '0' }, annotations } });
     assert.deepEqual(read, r);
+  });
+});
+
+describe('planGroup: failure classes and timers', () => {
+  const crashed = (p: V1Pod) => { p.status!.phase = 'Failed'; };
+  const preempted = (p: V1Pod) => {
+    p.metadata!.deletionTimestamp = new Date(T0 + 50_000);
+    p.status!.conditions = [...p.status!.conditions!, { type: 'DisruptionTarget', status: 'True', reason: 'PreemptionByScheduler', lastTransitionTime: new Date(T0 + 50_000) }];
+  };
+  const evicted = (p: V1Pod) => { p.status!.phase = 'Failed'; p.status!.reason = 'Evicted'; p.status!.message = 'The node was low on resource: memory.'; };
+
+  it('disruptions (preemption, kubelet eviction) recreate the group without charging the budget, however many', () => {
+    const exhausted = record({ readySince: T0, restarts: 2, restartTimes: [T0 - 2000, T0 - 1000] });
+    for (const [fault, reason] of [[preempted, 'RankPreempted'], [evicted, 'RankEvicted']] as const) {
+      const p = plan({ pods: group(fault), record: { ...exhausted, disruptions: 7, disruptionTimes: [T0 - 500] } });
+      assert.equal(p.status.phase, 'Restarting', `${reason}: not Failed although the restart budget is spent`);
+      assert.deepEqual([p.status.lastFailure?.reason, p.status.lastFailure?.class, p.status.restarts, p.status.disruptions], [reason, 'Disruption', 2, 8]);
+      assert.equal(p.state, 'BackingOff');
+      const patch = p.actions.find((a) => a.kind === 'patchRecord');
+      assert.ok(patch?.kind === 'patchRecord');
+      // its own back-off: the 2nd disruption in the window waits backoffSeconds * 2
+      assert.equal(patch.annotations['inference.bloom.dev/not-before'], new Date(T0 + 60_000 + 20_000).toISOString());
+    }
+  });
+
+  it('a crash is charged; the budget spent makes the group Failed, retried a restartWindowSeconds later with a fresh budget', () => {
+    const failed = plan({ pods: group(crashed), record: record({ readySince: T0, restarts: 2, restartTimes: [T0 - 2000, T0 - 1000] }) });
+    assert.equal(failed.state, 'Failed');
+    assert.equal(failed.wakeAt, T0 + 60_000 + 3_600_000, 'wakes when the window has passed');
+    const record0 = record({ epoch: 1, restarts: 2, restartTimes: [T0 - 2000, T0 - 1000], failed: 'gave up', failedAt: T0 + 60_000 });
+    const waiting = plan({ record: record0, pods: [], now: T0 + 60_000 + 3_599_000 });
+    assert.deepEqual([waiting.state, kinds(waiting)], ['Failed', []]);
+    const retried = plan({ record: record0, pods: [], now: T0 + 60_000 + 3_600_000 });
+    assert.deepEqual(retried.events.map((e) => e.reason), ['GroupRetrying']);
+    assert.equal(retried.status.epoch, 2);
+    assert.equal(retried.state, 'Gated', 'the new incarnation is created at once (no pod of the old one is left)');
+    assert.deepEqual(kinds(retried), ['patchRecord', 'createPod', 'createPod', 'createPod', 'createPod']);
+    const patch = retried.actions[0]!;
+    assert.ok(patch.kind === 'patchRecord');
+    assert.deepEqual([patch.annotations['inference.bloom.dev/failed'], patch.annotations['inference.bloom.dev/restart-times']], [null, null]);
+  });
+
+  it('a Failed record of an older operator (no failed-at) gets its time written once', () => {
+    const p = plan({ record: record({ failed: 'gave up' }), pods: [] });
+    const patch = p.actions.find((a) => a.kind === 'patchRecord');
+    assert.ok(patch?.kind === 'patchRecord');
+    assert.equal(patch.annotations['inference.bloom.dev/failed-at'], new Date(T0 + 60_000).toISOString());
+  });
+
+  it('a node NotReady for less than nodeLostGraceSeconds restarts nothing and wakes at the grace; past it, the group is recreated (a disruption)', () => {
+    const blip = new Map(nodes);
+    blip.set('gpu-node-9', node(false, false, T0 + 55_000));
+    const onBlip = group((p) => { p.spec!.nodeName = 'gpu-node-9'; });
+    const early = plan({ pods: onBlip, record: record({ readySince: T0 }), nodes: blip });
+    assert.deepEqual([early.state, kinds(early), early.wakeAt], ['Ready', [], T0 + 55_000 + 120_000]);
+    const late = plan({ pods: onBlip, record: record({ readySince: T0 }), nodes: blip, now: T0 + 55_000 + 120_000 });
+    assert.deepEqual([late.status.lastFailure?.reason, late.status.lastFailure?.class], ['NodeLost', 'Disruption']);
+  });
+
+  it('the startup timeout runs from the last pod being scheduled, not from the epoch start (waiting for GPUs is not starting)', () => {
+    const boundAt = T0 + 3_000_000; // 50 minutes Pending for capacity; the startup timeout is 30
+    const starting = group().map((p) => { p.status!.conditions = [...readiness(false, boundAt), { type: 'PodScheduled', status: 'True', lastTransitionTime: new Date(boundAt) }]; return p; });
+    const justBound = plan({ pods: starting, now: boundAt + 1_000 });
+    assert.deepEqual([justBound.state, kinds(justBound), justBound.wakeAt], ['Starting', [], boundAt + 1_800_000]);
+    const timedOut = plan({ pods: starting, now: boundAt + 1_800_000 });
+    assert.deepEqual([timedOut.status.lastFailure?.reason, timedOut.status.lastFailure?.class], ['StartupTimeout', 'Workload']);
+  });
+
+  it('force-deletes a pod stuck Terminating nodeLostGraceSeconds past its deadline, also without a node watch', () => {
+    const stuck = runningPod(0, 1, (p) => { p.metadata!.deletionTimestamp = new Date(T0); });
+    const next = record({ epoch: 2, restartTimes: [T0], restarts: 1 });
+    const early = plan({ record: next, pods: [stuck], nodes: undefined, now: T0 + 119_000 });
+    assert.deepEqual([kinds(early), early.wakeAt], [[], T0 + 120_000]);
+    const late = plan({ record: next, pods: [stuck], nodes: undefined, now: T0 + 120_000 });
+    assert.deepEqual(late.actions.map((a) => a.kind === 'deletePod' && a.force), [true]);
+  });
+
+  it('says why a group waits for the scheduler', () => {
+    const pending = group().map((p) => {
+      delete p.spec!.nodeName;
+      p.status = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/8 nodes are available: 8 Insufficient nvidia.com/gpu.', lastTransitionTime: new Date(T0) }] };
+      return p;
+    });
+    const p = plan({ pods: pending });
+    assert.equal(p.state, 'Scheduling');
+    assert.equal(p.status.message, 'waiting for the scheduler: pod bloom-g0-p0-e1: Unschedulable: 0/8 nodes are available: 8 Insufficient nvidia.com/gpu.');
   });
 });

@@ -16,7 +16,7 @@ const bd: BloomDeployment = bloomDeployment(8, { replicas: 2 });
 const revision = podRevision(bd.spec);
 
 function groupService(index: number, over: Partial<GroupRecord> = {}, rv = `${10 + index}`): V1Service {
-  const record: GroupRecord = { index, epoch: 1, revision, epochStarted: T0, restarts: 0, restartTimes: [], readySince: T0, ...over };
+  const record: GroupRecord = { index, epoch: 1, revision, epochStarted: T0, restarts: 0, restartTimes: [], disruptions: 0, disruptionTimes: [], readySince: T0, ...over };
   const service = desiredGroupService(bd, index, record.epoch);
   const annotations = Object.fromEntries(Object.entries(recordAnnotations(record)).filter((e): e is [string, string] => e[1] !== null));
   service.metadata = { ...service.metadata, annotations: { ...service.metadata!.annotations, ...annotations }, resourceVersion: rv, uid: `svc-${index}` };

@@ -9,7 +9,7 @@ import {
   forgetDeployment,
   observeReconcile,
   recordApiError,
-  recordGroupRestart,
+  recordGroupRecreations,
   setGroupPhases,
   setLeader,
   setWorkqueueDepth,
@@ -53,6 +53,7 @@ describe('operator metrics', () => {
       ['bloom_operator_workqueue_depth', 'gauge'],
       ['bloom_operator_groups', 'gauge'],
       ['bloom_operator_group_restarts_total', 'counter'],
+      ['bloom_operator_group_disruptions_total', 'counter'],
       ['bloom_operator_api_errors_total', 'counter'],
       ['bloom_operator_leader', 'gauge'],
     ]) {
@@ -80,8 +81,8 @@ describe('operator metrics', () => {
     );
     setWorkqueueDepth(m, 7);
     setLeader(m, true);
-    recordGroupRestart(m, 'ml', 'bloom');
-    recordGroupRestart(m, 'ml', 'bloom', 2);
+    recordGroupRecreations(m, 'ml', 'bloom', 1, 0);
+    recordGroupRecreations(m, 'ml', 'bloom', 2, 4);
     recordApiError(m, 'create', 'pods', { code: 403, message: 'forbidden' });
     recordApiError(m, 'create', 'pods', { code: 403 });
     recordApiError(m, 'patch', 'bloomdeployments/status', new Error('ECONNRESET'));
@@ -94,6 +95,7 @@ describe('operator metrics', () => {
     assert.equal(sample(text, 'bloom_operator_workqueue_depth'), 7);
     assert.equal(sample(text, 'bloom_operator_leader'), 1);
     assert.equal(sample(text, 'bloom_operator_group_restarts_total{namespace="ml",deployment="bloom"}'), 3);
+    assert.equal(sample(text, 'bloom_operator_group_disruptions_total{namespace="ml",deployment="bloom"}'), 4);
     assert.equal(sample(text, 'bloom_operator_api_errors_total{verb="create",resource="pods",code="403"}'), 2);
     assert.equal(
       sample(text, 'bloom_operator_api_errors_total{verb="patch",resource="bloomdeployments/status",code="network"}'),
@@ -111,7 +113,7 @@ describe('operator metrics', () => {
     setGroupPhases(m, 'ml', 'bloom', { Ready: 3 });
     text = await m.registry.metrics();
     assert.equal(sample(text, 'bloom_operator_groups{namespace="ml",deployment="bloom",phase="Starting"}'), 0);
-    recordGroupRestart(m, 'ml', 'bloom');
+    recordGroupRecreations(m, 'ml', 'bloom', 1, 1);
     setGroupPhases(m, 'ml', 'other', { Pending: 1 });
     forgetDeployment(m, 'ml', 'bloom');
     text = await m.registry.metrics();

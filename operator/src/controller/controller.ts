@@ -18,7 +18,7 @@ import { nodeView, type NodeView } from '../lifecycle/observe.js';
 import { planDeployment } from '../lifecycle/plan.js';
 import { withWriteFailures, type WriteFailure } from '../lifecycle/status.js';
 import type { Logger } from '../log.js';
-import { countGroupPhases, forgetDeployment, recordGroupRestart, recordWriteFailure, setGroupPhases, setWorkqueueDepth, timeReconcile, type OperatorMetrics } from '../metrics/metrics.js';
+import { countGroupPhases, forgetDeployment, recordGroupRecreations, recordWriteFailure, setGroupPhases, setWorkqueueDepth, timeReconcile, type OperatorMetrics } from '../metrics/metrics.js';
 import { EventRecorder } from './events.js';
 import { executeScoped } from './execute.js';
 import { Expectations, type CacheLookup, type Expectation, type Resource } from './expectations.js';
@@ -74,7 +74,7 @@ function writeFailure(action: Action, err: unknown): WriteFailure {
       case 'createPdb': case 'applyPdb': return `PodDisruptionBudget ${action.pdb.metadata?.name}`;
       case 'deletePdb': return `PodDisruptionBudget ${action.name}`;
       case 'deleteService': case 'patchRecord': return `Service ${action.name}`;
-      case 'deletePod': case 'ungatePod': return `Pod ${action.name}`;
+      case 'deletePod': case 'ungatePod': case 'setGroupReady': return `Pod ${action.name}`;
     }
   })();
   return { reason, message: `${action.kind} ${target}: ${message(err)}` };
@@ -311,7 +311,8 @@ export class BloomController {
     if (metrics) for (const f of refused) recordWriteFailure(metrics, namespace, name, f.reason);
     const landedEvents = plan.events.filter((e) => e.scope === undefined || !result.failedScopes.has(e.scope));
     await Promise.all(landedEvents.map((e) => this.events.emit(raw, e)));
-    if (metrics) recordGroupRestart(metrics, namespace, name, landedEvents.filter((e) => e.reason === 'GroupRestarting').length);
+    const count = (reason: string) => landedEvents.filter((e) => e.reason === reason).length;
+    if (metrics) recordGroupRecreations(metrics, namespace, name, count('GroupRestarting'), count('GroupDisrupted'));
     const status = withWriteFailures(plan.status, refused, raw.status?.conditions, bd.metadata.generation, now);
     if (canonicalJson(status) !== canonicalJson(raw.status ?? {})) {
       const updated = await this.writer.replaceStatus(raw, status);
@@ -356,6 +357,7 @@ export class BloomController {
       case 'deletePod': await w.deletePod(namespace, a.name, a.uid, a.force); return;
       case 'createPod': return w.createPod(a.pod);
       case 'ungatePod': await w.ungatePod(namespace, a.name, a.gateIndex); this.ungated.add(a.uid); return;
+      case 'setGroupReady': await w.setGroupReady(namespace, a.name, a.ready, a.message); return;
       case 'createPdb': return w.createPdb(a.pdb);
       case 'applyPdb': await w.applyPdb(a.pdb); return;
       case 'deletePdb': await w.deletePdb(namespace, a.name, a.uid); return;

@@ -1,7 +1,7 @@
 /**
  * Runs a plan's writes with failure isolation: scopes (the client Service, each group, each
  * group's budget) run side by side; inside a scope, writes go in dependency order (Services and
- * records, then deletes, then creates, then gate removals), each stage in parallel, and a failed
+ * records, then deletes, then creates, then gate removals and readiness gates), each stage in parallel, and a failed
  * stage stops only the rest of its own scope.
  */
 import type { Action } from '../lifecycle/actions.js';
@@ -10,7 +10,7 @@ const STAGES: ReadonlyArray<ReadonlyArray<Action['kind']>> = [
   ['createService', 'applyService', 'patchRecord', 'deleteService', 'createPdb', 'applyPdb', 'deletePdb'],
   ['deletePod'],
   ['createPod'],
-  ['ungatePod'],
+  ['ungatePod', 'setGroupReady'],
 ];
 
 export interface ExecutionResult {

@@ -7,12 +7,13 @@
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, type KubernetesObject, type V1PodDisruptionBudget, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
-import { GANG_SCHEDULING_GATE } from '../groups/pod.js';
+import { GANG_SCHEDULING_GATE, GROUP_READY_CONDITION } from '../groups/pod.js';
 import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
 
 export const FIELD_MANAGER = 'bloom-operator';
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+const strategicMergePatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 // The body is serialized as JSON, which is YAML: the apiserver takes it as an apply configuration.
 const serverSideApply = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 
@@ -90,6 +91,12 @@ export class KubeWriter {
     const path = `/spec/schedulingGates/${gateIndex}`;
     const body = [{ op: 'test', path: `${path}/name`, value: GANG_SCHEDULING_GATE }, { op: 'remove', path }];
     return this.call('patch', 'pods', () => this.core.patchNamespacedPod({ name, namespace, body, fieldManager: FIELD_MANAGER }, jsonPatch), [404]);
+  }
+
+  /** Sets the group-ready condition in the pod's status; a strategic merge by condition type leaves the kubelet's conditions alone. */
+  setGroupReady(namespace: string, name: string, ready: boolean, message: string) {
+    const condition = { type: GROUP_READY_CONDITION, status: ready ? 'True' : 'False', reason: ready ? 'GroupReady' : 'GroupNotReady', message, lastTransitionTime: new Date().toISOString() };
+    return this.call('patch', 'pods/status', () => this.core.patchNamespacedPodStatus({ name, namespace, body: { status: { conditions: [condition] } }, fieldManager: FIELD_MANAGER }, strategicMergePatch), [404]);
   }
 
   createService(service: V1Service) {

@@ -15,6 +15,13 @@ import { groupShape } from './shape.js';
 
 /** Scheduling gate on every new pod of a multi-pod group; the operator lifts it on all pods of a group at once (gang admission). */
 export const GANG_SCHEDULING_GATE = 'inference.bloom.dev/gang';
+/**
+ * Readiness gate of the pods of a multi-pod group: the operator sets this pod condition True only
+ * while every pod of the group is ready, so a pod 0 that is ready on its own while another rank
+ * hangs leaves the client Service's endpoints (the kubelet's Ready includes readiness gates).
+ * A single-pod group needs none: its launcher is ready only when all its ranks are.
+ */
+export const GROUP_READY_CONDITION = 'inference.bloom.dev/group-ready';
 export const WORKER_CONTAINER = 'worker';
 export const MODEL_VOLUME = 'model';
 export const SHM_VOLUME = 'dshm';
@@ -195,6 +202,7 @@ export function desiredGroupPod(params: GroupPodParams): V1Pod {
       enableServiceLinks: false,
       terminationGracePeriodSeconds: spec.worker.terminationGracePeriodSeconds,
       schedulingGates: isGangGated(spec) ? [{ name: GANG_SCHEDULING_GATE }] : [],
+      ...(groupShape(spec).pods > 1 ? { readinessGates: [{ conditionType: GROUP_READY_CONDITION }] } : {}),
       ...(affinity === undefined ? {} : { affinity }),
       containers: [workerContainer(spec, { ...params, bd }, mounts)],
       volumes: podVolumes,

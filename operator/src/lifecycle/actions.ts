@@ -14,6 +14,8 @@ export type Write =
   | { kind: 'ungatePod'; name: string; uid: string; gateIndex: number }
   /** Delete this pod (this uid); `orphanOf` names the group Service whose absence from the cache is the reason, to confirm live first. */
   | { kind: 'deletePod'; name: string; uid: string; force: boolean; orphanOf?: string }
+  /** Set the pod's group-ready condition (its readiness gate): True only while every pod of the group is ready. */
+  | { kind: 'setGroupReady'; name: string; ready: boolean; message: string }
   | { kind: 'createPdb'; pdb: V1PodDisruptionBudget }
   | { kind: 'applyPdb'; pdb: V1PodDisruptionBudget }
   | { kind: 'deletePdb'; name: string; uid: string };

@@ -1,11 +1,13 @@
 /**
- * The pure life of one tensor-parallel group: given its record, its pods and the nodes,
- * decide the writes that move it one step on, and report its status. A group is an
- * all-or-nothing unit: a fault of any pod (any of its ranks) bumps the epoch and tears every pod down,
- * and the new incarnation starts only when no pod of an older epoch is left.
+ * One reconcile of one tensor-parallel group, pure: derive its state (group-state.ts) from the
+ * record and the pods, detect the event that applies, and return the writes that enter the next
+ * state, with its status. A group is an all-or-nothing unit: a fault of any pod (any of its
+ * ranks) bumps the epoch and tears every pod down, and the new incarnation starts only when no pod
+ * of an older epoch is left. Workload failures are charged to maxGroupRestarts; disruptions
+ * recreate the group without charging it, after their own back-off.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import type { BloomDeployment, GroupFailure, GroupPhase, GroupStatus } from '../api/types.js';
+import type { BloomDeployment, FailureClass, GroupFailure, GroupStatus } from '../api/types.js';
 import { desiredGroupPod } from '../groups/pod.js';
 import { LABELS, groupEpochSelector } from '../groups/labels.js';
 import { groupServiceName, masterAddress } from '../groups/names.js';
@@ -13,8 +15,9 @@ import { groupShape } from '../groups/shape.js';
 import type { EventSpec, Write } from './actions.js';
 import { backoffMs, restartsInWindow } from './backoff.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
+import { FAILURE_CLASS, isLive, PHASE_OF, transition, type GroupEvent, type GroupState } from './group-state.js';
 import type { DomainPicker } from './placement.js';
-import { isGated, isReady, isTerminating, notReadySince, ownGateIndex, podEpoch, podFault, podIndex, unschedulableSince, type NodeViews } from './observe.js';
+import { groupReadyCondition, hasGroupGate, isGated, isReady, isTerminating, notReadySince, ownGateIndex, podEpoch, podFault, podIndex, scheduledAt, schedulingProblem, unschedulableSince, type NodeViews } from './observe.js';
 
 export interface GroupPlanInput {
   bd: BloomDeployment;
@@ -38,6 +41,8 @@ export interface GroupPlan {
   actions: Write[];
   events: EventSpec[];
   status: GroupStatus;
+  /** The state the group is in after this reconcile's writes. */
+  state: GroupState;
   /** Reconcile again at this time (ms) at the latest: back-off end, a timeout that may fire. */
   wakeAt?: number;
   ready: boolean;
@@ -49,12 +54,16 @@ export interface GroupPlan {
 const ms = (seconds: number) => seconds * 1000;
 
 function failureOf(reason: string, message: string, now: number, pod?: number): GroupFailure {
-  const failure: GroupFailure = { reason, message, time: new Date(now).toISOString() };
+  const failure: GroupFailure = { reason, message, time: new Date(now).toISOString(), class: FAILURE_CLASS[reason] ?? 'Workload' };
   if (pod !== undefined) failure.pod = pod;
   return failure;
 }
 
-/** Deletes of pods that must go: any not yet terminating, and terminating ones stuck on a lost node past the grace. */
+/**
+ * Deletes of pods that must go: any not yet terminating; a terminating one is force-deleted once it
+ * is stuck: nodeLostGraceSeconds past its deletion deadline (a dead kubelet never confirms; this
+ * works without a node watch), or as long on a lost node.
+ */
 function podDeletions(pods: readonly V1Pod[], input: GroupPlanInput): { actions: Write[]; wakeAt?: number } {
   const actions: Write[] = [];
   let wakeAt: number | undefined;
@@ -66,25 +75,40 @@ function podDeletions(pods: readonly V1Pod[], input: GroupPlanInput): { actions:
       actions.push({ kind: 'deletePod', name, uid, force: false });
       continue;
     }
+    const deadline = new Date(pod.metadata!.deletionTimestamp!).getTime();
     const nodeName = pod.spec?.nodeName;
     const node = nodeName ? input.nodes?.get(nodeName) : undefined;
     const nodeLost = input.nodes !== undefined && nodeName !== undefined && (!node || !node.ready);
-    if (!nodeLost) continue;
-    const since = Math.max(new Date(pod.metadata!.deletionTimestamp!).getTime(), node?.since ?? 0);
-    if (input.now - since >= grace) actions.push({ kind: 'deletePod', name, uid, force: true });
-    else wakeAt = Math.min(wakeAt ?? Infinity, since + grace);
+    const stuckAt = Math.min(deadline + grace, nodeLost ? Math.max(deadline, node?.since ?? 0) + grace : Infinity);
+    if (input.now >= stuckAt) actions.push({ kind: 'deletePod', name, uid, force: true });
+    else wakeAt = Math.min(wakeAt ?? Infinity, stuckAt);
   }
   return wakeAt === undefined ? { actions } : { actions, wakeAt };
 }
 
+/** The state the record and the pods put the group in (no event applied yet). */
+export function deriveState(record: GroupRecord, current: readonly V1Pod[], stale: readonly V1Pod[], podsPerGroup: number, now: number): GroupState {
+  if (record.failed !== undefined) return 'Failed';
+  if (record.notBefore !== undefined && now < record.notBefore) return 'BackingOff';
+  if (stale.length > 0) return 'Terminating';
+  if (new Set(current.map(podIndex)).size < podsPerGroup) return 'Creating';
+  if (current.some(isGated)) return 'Gated';
+  if (current.some((p) => !p.spec?.nodeName)) return 'Scheduling';
+  if (record.readySince !== undefined) return 'Ready';
+  return 'Starting';
+}
+
 /** The first reason the current incarnation cannot go on, with the time a pending timeout would fire. */
-function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { failure?: GroupFailure; wakeAt?: number } {
+function detectFailure(state: GroupState, current: readonly V1Pod[], input: GroupPlanInput): { failure?: GroupFailure; wakeAt?: number } {
   const { record, now, bd } = input;
   const policy = bd.spec.failurePolicy;
   const { pods } = groupShape(bd.spec);
+  let wakeAt: number | undefined;
+  const wake = (t: number) => { wakeAt = Math.min(wakeAt ?? Infinity, t); };
   for (const pod of [...current].sort((a, b) => podIndex(a) - podIndex(b))) {
-    const fault = podFault(pod, input.nodes);
-    if (fault) return { failure: failureOf(fault.reason, fault.message, now, podIndex(pod)) };
+    const seen = podFault(pod, input.nodes, now, ms(policy.nodeLostGraceSeconds));
+    if (seen.fault) return { failure: failureOf(seen.fault.reason, seen.fault.message, now, podIndex(pod)) };
+    if (seen.wakeAt !== undefined) wake(seen.wakeAt);
   }
   const released = current.some((p) => !isGated(p));
   const present = new Set(current.map(podIndex));
@@ -92,9 +116,8 @@ function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { fail
     const missing = [...Array(pods).keys()].find((i) => !present.has(i))!;
     return { failure: failureOf('RankDeleted', `pod ${missing} of epoch ${record.epoch} disappeared`, now, missing) };
   }
-  if (current.length === 0) return {};
-  if (record.readySince !== undefined) {
-    let wakeAt: number | undefined;
+  const result = () => (wakeAt === undefined ? {} : { wakeAt });
+  if (state === 'Ready') {
     for (const pod of current) {
       const since = notReadySince(pod);
       if (since === undefined) continue;
@@ -102,9 +125,9 @@ function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { fail
       if (now >= deadline) {
         return { failure: failureOf('ReadinessLost', `pod ${pod.metadata?.name} not ready for ${policy.readinessLossSeconds}s`, now, podIndex(pod)) };
       }
-      wakeAt = Math.min(wakeAt ?? Infinity, deadline);
+      wake(deadline);
     }
-    return wakeAt === undefined ? {} : { wakeAt };
+    return result();
   }
   const bound = current.filter((p) => p.spec?.nodeName);
   const stuck = current.map(unschedulableSince).filter((t): t is number => t !== undefined);
@@ -116,15 +139,17 @@ function detectFailure(current: readonly V1Pod[], input: GroupPlanInput): { fail
     if (now >= deadline) {
       return { failure: failureOf('PlacementStalled', `${stuck.length} pod(s) unschedulable in the topology domain of the ${bound.length} bound pod(s) for ${policy.placementTimeoutSeconds}s`, now) };
     }
-    return { wakeAt: deadline };
+    wake(deadline);
+    return result();
   }
-  const scheduled = released && current.length === pods && bound.length === pods;
-  if (!scheduled) return {};
-  const deadline = record.epochStarted + ms(policy.startupTimeoutSeconds);
+  if (state !== 'Starting') return result();
+  // The startup clock runs from the moment the last pod was bound: waiting for GPUs is not starting.
+  const deadline = (scheduledAt(current) ?? record.epochStarted) + ms(policy.startupTimeoutSeconds);
   if (now >= deadline) {
-    return { failure: failureOf('StartupTimeout', `group not ready within startupTimeoutSeconds=${policy.startupTimeoutSeconds}`, now) };
+    return { failure: failureOf('StartupTimeout', `group not ready within startupTimeoutSeconds=${policy.startupTimeoutSeconds} of its last pod being scheduled`, now) };
   }
-  return { wakeAt: deadline };
+  wake(deadline);
+  return result();
 }
 
 export function planGroup(input: GroupPlanInput): GroupPlan {
@@ -134,12 +159,11 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
   const name = bd.metadata.name ?? '';
   const actions: Write[] = [];
   const events: EventSpec[] = [];
-  let record = { ...input.record };
+  let record: GroupRecord = { ...input.record };
   let wakeAt: number | undefined;
   const wake = (t: number | undefined) => { if (t !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, t); };
   // One record write per plan, holding the final record: two would carry the same resourceVersion.
   const writeRecord = (next: GroupRecord) => {
-    const epochChanged = next.epoch !== input.record.epoch;
     const earlier = actions.findIndex((a) => a.kind === 'patchRecord');
     if (earlier >= 0) actions.splice(earlier, 1);
     actions.push({
@@ -147,37 +171,53 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
       name: groupServiceName(name, record.index),
       resourceVersion: input.serviceResourceVersion,
       annotations: recordAnnotations(next),
-      ...(epochChanged ? { selector: groupEpochSelector(name, next.index, next.epoch) } : {}),
+      ...(next.epoch !== input.record.epoch ? { selector: groupEpochSelector(name, next.index, next.epoch) } : {}),
     });
     record = next;
   };
   const upToDateRevision = record.revision === input.revision;
+  const podsOf = () => ({ current: input.pods.filter((p) => podEpoch(p) === record.epoch), stale: input.pods.filter((p) => podEpoch(p) !== record.epoch) });
+  let state = deriveState(record, podsOf().current, podsOf().stale, shape.pods, now);
+  const move = (event: GroupEvent) => { state = transition(state, event); };
+  /** A new incarnation: the next epoch, its clock reset; the old pods go (deleted below as stale). */
+  const nextIncarnation = (r: GroupRecord): GroupRecord => {
+    const next: GroupRecord = { ...r, epoch: r.epoch + 1, epochStarted: now };
+    delete next.readySince;
+    delete next.failed;
+    delete next.failedAt;
+    return next;
+  };
 
   if (input.resetToken !== undefined && input.resetToken !== record.resetToken) {
-    const wasFailed = record.failed !== undefined;
-    const next: GroupRecord = { ...record, restartTimes: [], resetToken: input.resetToken };
-    delete next.failed;
+    const wasFailed = state === 'Failed';
+    const next: GroupRecord = { ...record, restartTimes: [], disruptionTimes: [], resetToken: input.resetToken };
     delete next.notBefore;
-    if (wasFailed) Object.assign(next, { epoch: record.epoch + 1, epochStarted: now });
-    if (wasFailed) delete next.readySince;
     if (wasFailed || record.restartTimes.length > 0) {
       events.push({ type: 'Normal', reason: 'GroupReset', message: `group ${record.index}: restart budget reset by annotation` });
     }
-    writeRecord(next);
+    writeRecord(wasFailed ? nextIncarnation(next) : next);
+    if (wasFailed) move('Reset');
+  }
+  if (state === 'Failed' && record.failedAt !== undefined && now >= record.failedAt + ms(policy.restartWindowSeconds)) {
+    // Give up is not for ever: a window later the group gets a fresh budget and one more try.
+    writeRecord(nextIncarnation({ ...record, restartTimes: [] }));
+    move('RetryWindowElapsed');
+    events.push({ type: 'Normal', reason: 'GroupRetrying', message: `group ${record.index}: retrying a restartWindowSeconds=${policy.restartWindowSeconds} after it failed (epoch ${record.epoch})` });
   }
 
-  const current = input.pods.filter((p) => podEpoch(p) === record.epoch);
-  const stale = input.pods.filter((p) => podEpoch(p) !== record.epoch);
+  const { current, stale } = podsOf();
+  if (state === 'Terminating' && stale.length === 0) move('OldEpochGone');
   const staleDeletes = podDeletions(stale, input);
   actions.push(...staleDeletes.actions);
   wake(staleDeletes.wakeAt);
 
-  const finish = (phase: GroupPhase, extra: { ready?: boolean; message?: string } = {}): GroupPlan => {
+  const finish = (extra: { message?: string; upToDate?: boolean } = {}): GroupPlan => {
+    readinessGates();
     const onCordoned = current.some((p) => p.spec?.nodeName && input.nodes?.get(p.spec.nodeName)?.unschedulable);
-    const readyPods = current.filter(isReady).length;
+    const readyPods = state === 'Terminating' || state === 'BackingOff' ? 0 : current.filter(isReady).length;
     const status: GroupStatus = {
       index: record.index,
-      phase,
+      phase: PHASE_OF[state],
       epoch: record.epoch,
       revision: record.revision,
       readyPods,
@@ -185,6 +225,7 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
       restarts: record.restarts,
       leaderAddress: masterAddress(name, record.index, bd.metadata.namespace ?? 'default', input.clusterDomain, shape.pods),
     };
+    if (record.disruptions) status.disruptions = record.disruptions;
     const recent = restartsInWindow(record.restartTimes, policy, now);
     if (recent.length) status.recentRestartTimes = recent.map((t) => new Date(t).toISOString());
     if (record.notBefore !== undefined && record.notBefore > now) status.nextRestartTime = new Date(record.notBefore).toISOString();
@@ -192,96 +233,124 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
     const message = extra.message ?? record.failed;
     if (message) status.message = message;
     const plan: GroupPlan = {
-      actions, events, status,
-      ready: extra.ready ?? false,
-      failed: phase === 'Failed',
-      upToDate: record.revision === input.revision && !onCordoned,
+      actions, events, status, state,
+      ready: state === 'Ready',
+      failed: state === 'Failed',
+      upToDate: extra.upToDate ?? (record.revision === input.revision && !onCordoned),
     };
     if (wakeAt !== undefined && Number.isFinite(wakeAt)) plan.wakeAt = wakeAt;
     return plan;
   };
 
-  if (record.failed !== undefined) {
+  if (state === 'Failed') {
     const deletes = podDeletions(current, input);
     actions.push(...deletes.actions);
     wake(deletes.wakeAt);
-    return finish('Failed');
+    if (record.failedAt !== undefined) wake(record.failedAt + ms(policy.restartWindowSeconds));
+    else writeRecord({ ...record, failedAt: now });
+    return finish();
   }
 
-  const detected = detectFailure(current, input);
+  const detected = detectFailure(state, current, input);
   wake(detected.wakeAt);
   if (detected.failure) {
     const failure = detected.failure;
     const deletes = podDeletions(current, input);
+    actions.push(...deletes.actions);
     if (!upToDateRevision) {
       // No spec of the old revision is kept, so an outdated group is never recreated: the rollout replaces it.
-      actions.push(...deletes.actions);
-      return { ...finish('Restarting', { message: `${failure.reason}: ${failure.message}; replaced by the rollout` }), upToDate: false };
+      return finish({ message: `${failure.reason}: ${failure.message}; replaced by the rollout`, upToDate: false });
     }
-    const recent = restartsInWindow(record.restartTimes, policy, now);
-    if (recent.length >= policy.maxGroupRestarts) {
-      const reason = `${failure.reason}: ${failure.message}; gave up after ${recent.length} restarts within ${policy.restartWindowSeconds}s (maxGroupRestarts=${policy.maxGroupRestarts})`;
-      const next: GroupRecord = { ...record, restartTimes: recent, lastFailure: failure, failed: reason };
-      delete next.notBefore;
-      writeRecord(next);
-      actions.push(...deletes.actions);
-      events.push({ type: 'Warning', reason: 'GroupFailed', message: `group ${record.index}: ${reason}` });
-      return finish('Failed');
-    }
-    const times = [...recent, now];
-    const next: GroupRecord = {
-      ...record,
-      epoch: record.epoch + 1,
-      epochStarted: now,
-      restarts: record.restarts + 1,
-      restartTimes: times,
-      notBefore: now + backoffMs(times.length, policy),
-      lastFailure: failure,
-    };
-    delete next.readySince;
-    const previousEpoch = record.epoch;
-    writeRecord(next);
-    actions.push(...deletes.actions);
-    wake(next.notBefore);
-    events.push({
-      type: 'Warning',
-      reason: 'GroupRestarting',
-      message: `group ${record.index}: ${failure.reason}: ${failure.message}; recreating the whole group (epoch ${previousEpoch} -> ${next.epoch}, restart ${times.length}/${policy.maxGroupRestarts} in window)`,
-    });
-    return finish('Restarting');
+    return recreate(failure);
   }
 
-  if (record.notBefore !== undefined && now < record.notBefore) {
+  if (state === 'BackingOff') {
     wake(record.notBefore);
-    return finish('Restarting', { message: `back-off until ${new Date(record.notBefore).toISOString()}` });
+    return finish({ message: `back-off until ${new Date(record.notBefore!).toISOString()}` });
   }
-  if (stale.length > 0) return finish('Restarting', { message: `waiting for ${stale.length} pod(s) of an older epoch to terminate` });
+  if (state === 'Terminating') return finish({ message: `waiting for ${stale.length} pod(s) of an older epoch to terminate` });
 
-  const present = new Set(current.map(podIndex));
-  if (present.size < shape.pods) {
-    if (!upToDateRevision) return { ...finish('Pending'), upToDate: false };
+  if (state === 'Creating') {
+    if (!upToDateRevision) return finish({ upToDate: false });
     // Pods of one incarnation share its domain: a missing pod joins the existing ones; a fresh incarnation gets one.
+    const present = new Set(current.map(podIndex));
     const domain = current.length > 0 ? current[0]!.metadata?.labels?.[LABELS.domain] : input.picker.pick(groupServiceName(name, record.index));
     for (let index = 0; index < shape.pods; index++) {
       if (present.has(index)) continue;
       const pod = desiredGroupPod({ bd, group: record.index, pod: index, epoch: record.epoch, revision: record.revision, clusterDomain: input.clusterDomain, ...(domain === undefined ? {} : { domain }) });
       actions.push({ kind: 'createPod', pod });
     }
-    return finish('Pending');
+    move(shape.pods > 1 ? 'PodsCreated' : 'Released');
+    return finish();
   }
-  const gated = current.filter(isGated);
-  if (gated.length > 0) {
-    for (const pod of gated) actions.push({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', gateIndex: ownGateIndex(pod) });
-    return finish('Pending');
+  if (state === 'Gated') {
+    for (const pod of current.filter(isGated)) actions.push({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', gateIndex: ownGateIndex(pod) });
+    move('Released');
+    return finish();
   }
-  const ready = current.every(isReady);
-  if (ready) {
-    if (record.readySince === undefined) {
-      writeRecord({ ...record, readySince: now });
-      events.push({ type: 'Normal', reason: 'GroupReady', message: `group ${record.index} epoch ${record.epoch}: all ${shape.pods} pod(s), ${shape.ranks} ranks, ready` });
+  if (state === 'Scheduling') {
+    const problem = schedulingProblem(current);
+    return finish(problem ? { message: `waiting for the scheduler: ${problem}` } : {});
+  }
+  if (state === 'Starting' && current.every(isReady)) {
+    writeRecord({ ...record, readySince: now });
+    move('AllReady');
+    events.push({ type: 'Normal', reason: 'GroupReady', message: `group ${record.index} epoch ${record.epoch}: all ${shape.pods} pod(s), ${shape.ranks} ranks, ready` });
+  }
+  return finish();
+
+  /**
+   * The group-ready readiness gate of each live pod follows the group: True once the group is Ready
+   * with every pod ready, False as soon as one is not (a missing condition already counts as False).
+   */
+  function readinessGates(): void {
+    if (!isLive(state)) return;
+    const ready = state === 'Ready' && current.every(isReady);
+    const message = ready ? `all ${shape.pods} pods of group ${record.index} are ready` : `not every pod of group ${record.index} is ready`;
+    for (const pod of current) {
+      if (!hasGroupGate(pod) || isTerminating(pod)) continue;
+      const now = groupReadyCondition(pod);
+      if (ready ? now !== 'True' : now === 'True') actions.push({ kind: 'setGroupReady', name: pod.metadata?.name ?? '', ready, message });
     }
-    return finish('Ready', { ready: true });
   }
-  const unscheduled = current.some((p) => !p.spec?.nodeName);
-  return finish(unscheduled ? 'Pending' : 'Starting');
+
+  /** Tears the incarnation down for a new one, charged to the budget if the workload failed, else after the disruption back-off. */
+  function recreate(failure: GroupFailure): GroupPlan {
+    const workload: FailureClass = failure.class ?? 'Workload';
+    if (workload === 'Workload') {
+      const recent = restartsInWindow(record.restartTimes, policy, now);
+      if (recent.length >= policy.maxGroupRestarts) {
+        const reason = `${failure.reason}: ${failure.message}; gave up after ${recent.length} restarts within ${policy.restartWindowSeconds}s (maxGroupRestarts=${policy.maxGroupRestarts}); retried at ${new Date(now + ms(policy.restartWindowSeconds)).toISOString()}`;
+        const next: GroupRecord = { ...record, restartTimes: recent, lastFailure: failure, failed: reason, failedAt: now };
+        delete next.notBefore;
+        writeRecord(next);
+        move('BudgetExhausted');
+        wake(now + ms(policy.restartWindowSeconds));
+        events.push({ type: 'Warning', reason: 'GroupFailed', message: `group ${record.index}: ${reason}` });
+        return finish();
+      }
+      const times = [...recent, now];
+      const previousEpoch = record.epoch;
+      writeRecord({ ...nextIncarnation(record), restarts: record.restarts + 1, restartTimes: times, notBefore: now + backoffMs(times.length, policy), lastFailure: failure });
+      move('WorkloadFailure');
+      wake(record.notBefore);
+      events.push({
+        type: 'Warning',
+        reason: 'GroupRestarting',
+        message: `group ${record.index}: ${failure.reason}: ${failure.message}; recreating the whole group (epoch ${previousEpoch} -> ${record.epoch}, restart ${times.length}/${policy.maxGroupRestarts} in window)`,
+      });
+      return finish();
+    }
+    const times = [...restartsInWindow(record.disruptionTimes, policy, now), now];
+    const previousEpoch = record.epoch;
+    writeRecord({ ...nextIncarnation(record), disruptions: record.disruptions + 1, disruptionTimes: times, notBefore: now + backoffMs(times.length, policy), lastFailure: failure });
+    move('Disruption');
+    wake(record.notBefore);
+    events.push({
+      type: 'Normal',
+      reason: 'GroupDisrupted',
+      message: `group ${record.index}: ${failure.reason}: ${failure.message}; recreating the whole group (epoch ${previousEpoch} -> ${record.epoch}; a disruption, not charged to maxGroupRestarts)`,
+    });
+    return finish();
+  }
 }

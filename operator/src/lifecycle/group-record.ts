@@ -21,6 +21,9 @@ export const RECORD_ANNOTATIONS = {
   notBefore: `${API_GROUP}/not-before`,
   lastFailure: `${API_GROUP}/last-failure`,
   failed: `${API_GROUP}/failed`,
+  failedAt: `${API_GROUP}/failed-at`,
+  disruptions: `${API_GROUP}/disruptions`,
+  disruptionTimes: `${API_GROUP}/disruption-times`,
   resetToken: `${API_GROUP}/reset-token`,
 } as const;
 
@@ -30,13 +33,18 @@ export interface GroupRecord {
   revision: string;
   epochStarted: number;
   readySince?: number;
+  /** Recreations after workload failures (charged to maxGroupRestarts). */
   restarts: number;
   /** Restart times (ms) inside the restart window. */
   restartTimes: number[];
+  /** Recreations after disruptions (not charged), and their times inside the window (their own back-off). */
+  disruptions: number;
+  disruptionTimes: number[];
   notBefore?: number;
   lastFailure?: GroupFailure;
-  /** Set once the group gave up (restart budget exhausted): the reason. */
+  /** Set once the group gave up (restart budget exhausted): the reason, and when (it is retried a window later). */
   failed?: string;
+  failedAt?: number;
   /** The deployment's reset annotation value this record has already honoured. */
   resetToken?: string;
 }
@@ -47,6 +55,8 @@ const time = (value: string | undefined): number | undefined => {
   return Number.isNaN(ms) ? undefined : ms;
 };
 const iso = (ms: number) => new Date(ms).toISOString();
+const times = (value: string | undefined) => (value ?? '').split(',').map(time).filter((t): t is number => t !== undefined);
+const isoList = (ms: readonly number[]) => (ms.length ? ms.map(iso).join(',') : null);
 
 export function readRecord(service: V1Service): GroupRecord | undefined {
   const a = service.metadata?.annotations ?? {};
@@ -59,7 +69,9 @@ export function readRecord(service: V1Service): GroupRecord | undefined {
     revision: a[RECORD_ANNOTATIONS.revision] ?? '',
     epochStarted: time(a[RECORD_ANNOTATIONS.epochStarted]) ?? time(service.metadata?.creationTimestamp?.toString()) ?? 0,
     restarts: Number(a[RECORD_ANNOTATIONS.restarts] ?? 0) || 0,
-    restartTimes: (a[RECORD_ANNOTATIONS.restartTimes] ?? '').split(',').map(time).filter((t): t is number => t !== undefined),
+    restartTimes: times(a[RECORD_ANNOTATIONS.restartTimes]),
+    disruptions: Number(a[RECORD_ANNOTATIONS.disruptions] ?? 0) || 0,
+    disruptionTimes: times(a[RECORD_ANNOTATIONS.disruptionTimes]),
   };
   const readySince = time(a[RECORD_ANNOTATIONS.readySince]);
   if (readySince !== undefined) record.readySince = readySince;
@@ -69,6 +81,9 @@ export function readRecord(service: V1Service): GroupRecord | undefined {
     try { record.lastFailure = JSON.parse(a[RECORD_ANNOTATIONS.lastFailure]!) as GroupFailure; } catch { /* a hand-edited value is ignored */ }
   }
   if (a[RECORD_ANNOTATIONS.failed]) record.failed = a[RECORD_ANNOTATIONS.failed];
+  // A Failed record of an older operator has no time: it counts from when this one first reads it.
+  const failedAt = time(a[RECORD_ANNOTATIONS.failedAt]);
+  if (failedAt !== undefined) record.failedAt = failedAt;
   if (a[RECORD_ANNOTATIONS.resetToken]) record.resetToken = a[RECORD_ANNOTATIONS.resetToken];
   return record;
 }
@@ -81,10 +96,13 @@ export function recordAnnotations(r: GroupRecord): Record<string, string | null>
     [RECORD_ANNOTATIONS.epochStarted]: iso(r.epochStarted),
     [RECORD_ANNOTATIONS.readySince]: r.readySince === undefined ? null : iso(r.readySince),
     [RECORD_ANNOTATIONS.restarts]: String(r.restarts),
-    [RECORD_ANNOTATIONS.restartTimes]: r.restartTimes.length ? r.restartTimes.map(iso).join(',') : null,
+    [RECORD_ANNOTATIONS.restartTimes]: isoList(r.restartTimes),
+    [RECORD_ANNOTATIONS.disruptions]: r.disruptions ? String(r.disruptions) : null,
+    [RECORD_ANNOTATIONS.disruptionTimes]: isoList(r.disruptionTimes),
     [RECORD_ANNOTATIONS.notBefore]: r.notBefore === undefined ? null : iso(r.notBefore),
     [RECORD_ANNOTATIONS.lastFailure]: r.lastFailure ? JSON.stringify(r.lastFailure) : null,
     [RECORD_ANNOTATIONS.failed]: r.failed ?? null,
+    [RECORD_ANNOTATIONS.failedAt]: r.failedAt === undefined ? null : iso(r.failedAt),
     [RECORD_ANNOTATIONS.resetToken]: r.resetToken ?? null,
   };
 }

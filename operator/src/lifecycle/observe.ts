@@ -1,6 +1,6 @@
 /** Pure reading of observed pods and nodes: what each pod tells about its group's health. */
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { GANG_SCHEDULING_GATE } from '../groups/pod.js';
+import { GANG_SCHEDULING_GATE, GROUP_READY_CONDITION } from '../groups/pod.js';
 import { LABELS, labelInteger } from '../groups/labels.js';
 
 export interface NodeView {
@@ -38,38 +38,102 @@ export const ownGateIndex = (pod: V1Pod) => (pod.spec?.schedulingGates ?? []).fi
 export const isGated = (pod: V1Pod) => ownGateIndex(pod) >= 0;
 export const isTerminating = (pod: V1Pod) => pod.metadata?.deletionTimestamp !== undefined && pod.metadata?.deletionTimestamp !== null;
 
+/** The pod's readiness gates include the operator's group-ready condition. */
+export const hasGroupGate = (pod: V1Pod) => (pod.spec?.readinessGates ?? []).some((g) => g.conditionType === GROUP_READY_CONDITION);
+
+/**
+ * Whether the pod's own containers are ready. For a gated pod that is ContainersReady (its Ready also
+ * waits for the group-ready gate, which the operator derives from this); otherwise Ready.
+ */
 export function isReady(pod: V1Pod): boolean {
-  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  return pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === readinessCondition(pod) && c.status === 'True');
 }
 
-/** Since when (ms) the pod has not been Ready, or undefined if it is Ready. */
+const readinessCondition = (pod: V1Pod) => (hasGroupGate(pod) ? 'ContainersReady' : 'Ready');
+
+/** Since when (ms) the pod has not been ready (see isReady), or undefined if it is. */
 export function notReadySince(pod: V1Pod): number | undefined {
   if (isReady(pod)) return undefined;
-  const ready = (pod.status?.conditions ?? []).find((c) => c.type === 'Ready');
+  const ready = (pod.status?.conditions ?? []).find((c) => c.type === readinessCondition(pod));
   return ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : 0;
 }
 
-/** Why a pod can no longer be part of its group, or undefined if it still can. */
-export function podFault(pod: V1Pod, nodes: NodeViews | undefined): { reason: string; message: string } | undefined {
+/** The status of the group-ready condition on the pod ('True', 'False', or undefined when never set). */
+export const groupReadyCondition = (pod: V1Pod) => (pod.status?.conditions ?? []).find((c) => c.type === GROUP_READY_CONDITION)?.status;
+
+export interface PodFault { reason: string; message: string }
+
+/** The reason of a pod's DisruptionTarget condition (set by the scheduler, the eviction API, the taint manager, the kubelet), if any. */
+export function disruptionTarget(pod: V1Pod): string | undefined {
+  const c = (pod.status?.conditions ?? []).find((x) => x.type === 'DisruptionTarget' && x.status === 'True');
+  return c ? c.reason ?? 'DisruptionTarget' : undefined;
+}
+
+const DISRUPTION_REASONS: Readonly<Record<string, string>> = {
+  PreemptionByScheduler: 'RankPreempted',
+  EvictionByEvictionAPI: 'RankEvicted',
+  TerminationByKubelet: 'RankEvicted',
+  DeletionByTaintManager: 'NodeLost',
+  DeletionByPodGC: 'NodeLost',
+};
+
+/**
+ * Why a pod can no longer be part of its group, or undefined if it still can; `wakeAt` when a
+ * node has been NotReady for less than the grace (a kubelet restart is not a lost node).
+ */
+export function podFault(pod: V1Pod, nodes: NodeViews | undefined, now: number, nodeLostGraceMs: number): { fault?: PodFault; wakeAt?: number } {
   const name = pod.metadata?.name ?? '';
-  if (isTerminating(pod)) return { reason: 'RankDeleted', message: `pod ${name} is being deleted or was evicted` };
+  const target = disruptionTarget(pod);
+  const disrupted = target === undefined ? undefined : DISRUPTION_REASONS[target] ?? 'RankEvicted';
+  if (isTerminating(pod)) {
+    return { fault: { reason: disrupted ?? 'RankDeleted', message: `pod ${name} is being deleted${target ? ` (${target})` : ''}` } };
+  }
   const phase = pod.status?.phase;
   if (phase === 'Failed' || phase === 'Succeeded') {
     const terminated = pod.status?.containerStatuses?.find((s) => s.state?.terminated)?.state?.terminated;
     const detail = terminated ? ` (exit code ${terminated.exitCode}${terminated.reason ? `, ${terminated.reason}` : ''})` : '';
-    const reason = pod.status?.reason === 'Evicted' ? 'RankEvicted' : 'RankFailed';
-    return { reason, message: `pod ${name} ${phase === 'Failed' ? 'failed' : 'exited'}${detail}` };
+    if (pod.status?.reason === 'Evicted' || disrupted) {
+      return { fault: { reason: disrupted ?? 'RankEvicted', message: `pod ${name} was evicted${pod.status?.message ? `: ${pod.status.message}` : ''}` } };
+    }
+    return { fault: { reason: 'RankFailed', message: `pod ${name} ${phase === 'Failed' ? 'failed' : 'exited'}${detail}` } };
   }
   const restarted = pod.status?.containerStatuses?.find((s) => (s.restartCount ?? 0) > 0);
   if (restarted) {
     const last = restarted.lastState?.terminated;
-    return { reason: 'RankRestarted', message: `container ${restarted.name} of pod ${name} restarted${last?.reason ? ` (${last.reason})` : ''}` };
+    return { fault: { reason: 'RankRestarted', message: `container ${restarted.name} of pod ${name} restarted${last?.reason ? ` (${last.reason})` : ''}` } };
   }
   const nodeName = pod.spec?.nodeName;
   if (nodes && nodeName) {
     const node = nodes.get(nodeName);
-    if (!node) return { reason: 'NodeLost', message: `node ${nodeName} of pod ${name} is gone` };
-    if (!node.ready) return { reason: 'NodeLost', message: `node ${nodeName} of pod ${name} is NotReady` };
+    if (!node) return { fault: { reason: 'NodeLost', message: `node ${nodeName} of pod ${name} is gone` } };
+    if (!node.ready) {
+      const deadline = node.since + nodeLostGraceMs;
+      if (now < deadline) return { wakeAt: deadline };
+      return { fault: { reason: 'NodeLost', message: `node ${nodeName} of pod ${name} has been NotReady for ${Math.round((now - node.since) / 1000)}s` } };
+    }
+  }
+  return {};
+}
+
+/** When every pod of the incarnation was bound (the last PodScheduled=True transition), if all are. */
+export function scheduledAt(pods: readonly V1Pod[]): number | undefined {
+  let latest = 0;
+  for (const pod of pods) {
+    if (!pod.spec?.nodeName) return undefined;
+    const c = (pod.status?.conditions ?? []).find((x) => x.type === 'PodScheduled' && x.status === 'True');
+    const at = c?.lastTransitionTime ?? pod.status?.startTime;
+    if (!at) return undefined;
+    latest = Math.max(latest, new Date(at).getTime());
+  }
+  return pods.length > 0 ? latest : undefined;
+}
+
+/** The scheduler's reason for not binding a pod (PodScheduled=False), e.g. "Unschedulable: 0/8 nodes are available: ...". */
+export function schedulingProblem(pods: readonly V1Pod[]): string | undefined {
+  for (const pod of pods) {
+    if (pod.spec?.nodeName) continue;
+    const c = (pod.status?.conditions ?? []).find((x) => x.type === 'PodScheduled' && x.status === 'False');
+    if (c) return `pod ${pod.metadata?.name}: ${c.reason ?? 'NotScheduled'}${c.message ? `: ${c.message}` : ''}`;
   }
   return undefined;
 }

@@ -66,7 +66,7 @@ function budgetWrites(bd: BloomDeployment, index: number, existing: V1PodDisrupt
 }
 
 function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string, domain: string | undefined): { writes: Write[]; status: GroupStatus } {
-  const record: GroupRecord = { index, epoch: 1, revision, epochStarted: now, restarts: 0, restartTimes: [] };
+  const record: GroupRecord = { index, epoch: 1, revision, epochStarted: now, restarts: 0, restartTimes: [], disruptions: 0, disruptionTimes: [] };
   const service = desiredGroupService(bd, index, record.epoch);
   const annotations = Object.fromEntries(Object.entries(recordAnnotations(record)).filter((e): e is [string, string] => e[1] !== null));
   service.metadata!.annotations = { ...service.metadata!.annotations, ...annotations };

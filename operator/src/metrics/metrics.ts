@@ -20,6 +20,8 @@ export interface OperatorMetrics {
   groups: Gauge<'namespace' | 'deployment' | 'phase'>;
   /** bloom_operator_group_restarts_total{namespace,deployment}: whole-group recreations. */
   groupRestarts: Counter<'namespace' | 'deployment'>;
+  /** bloom_operator_group_disruptions_total{namespace,deployment}: whole-group recreations after a disruption (not charged to the restart budget). */
+  groupDisruptions: Counter<'namespace' | 'deployment'>;
   /** bloom_operator_api_errors_total{verb,resource,code}: failed API server calls. */
   apiErrors: Counter<'verb' | 'resource' | 'code'>;
   /** bloom_operator_leader: 1 while this replica leads, else 0. */
@@ -74,6 +76,12 @@ export function createOperatorMetrics(opts: MetricsOptions = {}): OperatorMetric
     groupRestarts: new Counter({
       name: 'bloom_operator_group_restarts_total',
       help: 'Tensor-parallel groups recreated as a whole (a failed rank restarts its group).',
+      labelNames: ['namespace', 'deployment'] as const,
+      registers,
+    }),
+    groupDisruptions: new Counter({
+      name: 'bloom_operator_group_disruptions_total',
+      help: 'Tensor-parallel groups recreated as a whole after a disruption (eviction, preemption, node loss, placement stall); not charged to maxGroupRestarts.',
       labelNames: ['namespace', 'deployment'] as const,
       registers,
     }),
@@ -161,15 +169,17 @@ export function countGroupPhases(groups: readonly { phase: GroupPhase }[]): Part
   return counts;
 }
 
-/** Counts one whole-group restart. */
-export function recordGroupRestart(m: OperatorMetrics, namespace: string, deployment: string, n = 1): void {
-  m.groupRestarts.inc({ namespace, deployment }, n);
+/** Counts whole-group restarts (workload failures) and recreations after disruptions. */
+export function recordGroupRecreations(m: OperatorMetrics, namespace: string, deployment: string, restarts: number, disruptions: number): void {
+  m.groupRestarts.inc({ namespace, deployment }, restarts);
+  m.groupDisruptions.inc({ namespace, deployment }, disruptions);
 }
 
 /** Removes every series of a deleted BloomDeployment. */
 export function forgetDeployment(m: OperatorMetrics, namespace: string, deployment: string): void {
   for (const phase of GROUP_PHASES) m.groups.remove({ namespace, deployment, phase });
   m.groupRestarts.remove({ namespace, deployment });
+  m.groupDisruptions.remove({ namespace, deployment });
   for (const reason of WRITE_FAILURE_REASONS) m.writeFailures.remove({ namespace, deployment, reason });
 }
 
