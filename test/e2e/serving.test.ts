@@ -20,7 +20,7 @@ import { dnsRecords, launchPlan, podStatus, rewritePaths } from '../processnode/
 import { PROCESS_NODE_LABEL, PROCESS_NODE_TAINT } from '../processnode/process-node.js';
 import { NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
 import { useE2e } from './fixture.js';
-import { createBd, installCrd, kubectl, podsOf, startOperator, waitForBd, type OperatorProcess } from './operator-harness.js';
+import { createBd, getBd, installCrd, kubectl, podsOf, startOperator, waitForBd, type OperatorProcess } from './operator-harness.js';
 
 const PROMPT = [5, 6, 7, 8, 9, 10, 11];
 const NEW_TOKENS = 8;
@@ -210,6 +210,42 @@ describe('serving through the operator on the process node', function () {
     assert.deepEqual(await complete(serviceUrl('split'), TEXT_PROMPT, NEW_TOKENS), wantText);
     await kubectl(ctx.cluster, 'delete', 'bd', 'split', '-n', ctx.namespace);
     await waitFor('split pods gone', async () => (await podsOf(ctx, 'split')).length === 0, 90_000);
+  });
+
+  it('takes a 2-pod group out of the client Service while one of its non-zero ranks hangs, and back once it recovers (the group-ready gate)', async function () {
+    const duo = manifest(2, 'duo', 2);
+    duo.spec!.failurePolicy = { ...duo.spec!.failurePolicy, readinessLossSeconds: 600 };
+    await createBd(ctx, duo);
+    await waitForBd(ctx, 'duo', 'two groups Ready', readyGroups(2), 240_000);
+    const podIp = async (group: number, index: number) => (await podsOf(ctx, 'duo', { [LABELS.group]: String(group), [LABELS.pod]: String(index) }))[0]!.status!.podIP!;
+    const leaders = [await podIp(0, 0), await podIp(1, 0)];
+    // Loopback pod addresses cannot be EndpointSlice endpoints, so the process nodes' DNS plays the endpoints: the client
+    // Service name maps to Ready pods 0 (Ready as a kubelet computes it: containers ready and every readiness gate True).
+    const service = `duo.${ctx.namespace}.svc.cluster.local`;
+    const targets = () => [...new Set([nodeName, `${nodeName}-b`].map((n) => readBlock(readFileSync('/etc/hosts', 'utf8'), n).get(service)).filter((ip): ip is string => ip !== undefined))];
+    const leader0 = async () => Object.fromEntries(((await podsOf(ctx, 'duo', { [LABELS.group]: '0', [LABELS.pod]: '0' }))[0]!.status?.conditions ?? []).map((c) => [c.type, c.status]));
+    const gate = 'inference.bloom.dev/group-ready';
+    await waitFor('group 0 serving behind its open gate', async () => { const c = await leader0(); return c.Ready === 'True' && c[gate] === 'True'; }, 60_000, 250);
+    const epoch = (await getBd(ctx, 'duo')).status!.groups![0]!.epoch;
+    const pod1 = (await node!.pods()).concat(await peer!.pods()).find((p) => p.name === `duo-g0-p1-e${epoch}` && p.pid);
+    assert.ok(pod1?.pid, 'pod 1 of group 0 runs on a process node');
+    const hung = rankPids(pod1.pid)[0]!;
+    process.kill(hung, 'SIGSTOP'); // a rank of pod 1 hangs; pod 0 of its group stays ready on its own
+    try {
+      await waitFor('group 0 out of the client Service', async () => JSON.stringify(targets()) === JSON.stringify([leaders[1]]), 60_000, 250);
+      const c = await leader0();
+      assert.deepEqual([c.ContainersReady, c[gate], c.Ready], ['True', 'False', 'False'], 'pod 0 is fine itself; its group is not');
+      let got: number[] = [];
+      await waitFor('the client Service to answer from group 1', async () => { got = await generateIds(serviceUrl('duo'), PROMPT, NEW_TOKENS); return true; }, 30_000, 250);
+      assert.deepEqual(got, want);
+    } finally {
+      process.kill(hung, 'SIGCONT');
+    }
+    await waitFor('group 0 back behind an open gate', async () => { const c = await leader0(); return c.Ready === 'True' && c[gate] === 'True'; }, 90_000, 250);
+    const g0 = (await getBd(ctx, 'duo')).status!.groups![0]!;
+    assert.deepEqual([g0.epoch, g0.phase], [epoch, 'Ready'], 'the group came back without a restart');
+    await kubectl(ctx.cluster, 'delete', 'bd', 'duo', '-n', ctx.namespace);
+    await waitFor('duo pods gone', async () => (await podsOf(ctx, 'duo')).length === 0, 90_000);
   });
 
   it('scales to two groups that both serve the same answer', async function () {
