@@ -7,7 +7,7 @@
  * recreate the group without charging it, after their own back-off.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import type { BloomDeployment, FailureClass, GroupFailure, GroupStatus } from '../api/types.js';
+import type { BloomDeployment, GroupFailure, GroupStatus } from '../api/types.js';
 import { desiredGroupPod } from '../groups/pod.js';
 import { LABELS, groupEpochSelector } from '../groups/labels.js';
 import { groupServiceName, masterAddress } from '../groups/names.js';
@@ -316,40 +316,29 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
 
   /** Tears the incarnation down for a new one, charged to the budget if the workload failed, else after the disruption back-off. */
   function recreate(failure: GroupFailure): GroupPlan {
-    const workload: FailureClass = failure.class ?? 'Workload';
-    if (workload === 'Workload') {
-      const recent = restartsInWindow(record.restartTimes, policy, now);
-      if (recent.length >= policy.maxGroupRestarts) {
-        const reason = `${failure.reason}: ${failure.message}; gave up after ${recent.length} restarts within ${policy.restartWindowSeconds}s (maxGroupRestarts=${policy.maxGroupRestarts}); retried at ${new Date(now + ms(policy.restartWindowSeconds)).toISOString()}`;
-        const next: GroupRecord = { ...record, restartTimes: recent, lastFailure: failure, failed: reason, failedAt: now };
-        delete next.notBefore;
-        writeRecord(next);
-        move('BudgetExhausted');
-        wake(now + ms(policy.restartWindowSeconds));
-        events.push({ type: 'Warning', reason: 'GroupFailed', message: `group ${record.index}: ${reason}` });
-        return finish();
-      }
-      const times = [...recent, now];
-      const previousEpoch = record.epoch;
-      writeRecord({ ...nextIncarnation(record), restarts: record.restarts + 1, restartTimes: times, notBefore: now + backoffMs(times.length, policy), lastFailure: failure });
-      move('WorkloadFailure');
-      wake(record.notBefore);
-      events.push({
-        type: 'Warning',
-        reason: 'GroupRestarting',
-        message: `group ${record.index}: ${failure.reason}: ${failure.message}; recreating the whole group (epoch ${previousEpoch} -> ${record.epoch}, restart ${times.length}/${policy.maxGroupRestarts} in window)`,
-      });
+    const workload = (failure.class ?? 'Workload') === 'Workload';
+    const recent = restartsInWindow(workload ? record.restartTimes : record.disruptionTimes, policy, now);
+    if (workload && recent.length >= policy.maxGroupRestarts) {
+      const reason = `${failure.reason}: ${failure.message}; gave up after ${recent.length} restarts within ${policy.restartWindowSeconds}s (maxGroupRestarts=${policy.maxGroupRestarts}); retried at ${new Date(now + ms(policy.restartWindowSeconds)).toISOString()}`;
+      const next: GroupRecord = { ...record, restartTimes: recent, lastFailure: failure, failed: reason, failedAt: now };
+      delete next.notBefore;
+      writeRecord(next);
+      move('BudgetExhausted');
+      wake(now + ms(policy.restartWindowSeconds));
+      events.push({ type: 'Warning', reason: 'GroupFailed', message: `group ${record.index}: ${reason}` });
       return finish();
     }
-    const times = [...restartsInWindow(record.disruptionTimes, policy, now), now];
+    const times = [...recent, now];
     const previousEpoch = record.epoch;
-    writeRecord({ ...nextIncarnation(record), disruptions: record.disruptions + 1, disruptionTimes: times, notBefore: now + backoffMs(times.length, policy), lastFailure: failure });
-    move('Disruption');
+    const counted = workload ? { restarts: record.restarts + 1, restartTimes: times } : { disruptions: record.disruptions + 1, disruptionTimes: times };
+    writeRecord({ ...nextIncarnation(record), ...counted, notBefore: now + backoffMs(times.length, policy), lastFailure: failure });
+    move(workload ? 'WorkloadFailure' : 'Disruption');
     wake(record.notBefore);
+    const charge = workload ? `restart ${times.length}/${policy.maxGroupRestarts} in window` : 'a disruption, not charged to maxGroupRestarts';
     events.push({
-      type: 'Normal',
-      reason: 'GroupDisrupted',
-      message: `group ${record.index}: ${failure.reason}: ${failure.message}; recreating the whole group (epoch ${previousEpoch} -> ${record.epoch}; a disruption, not charged to maxGroupRestarts)`,
+      type: workload ? 'Warning' : 'Normal',
+      reason: workload ? 'GroupRestarting' : 'GroupDisrupted',
+      message: `group ${record.index}: ${failure.reason}: ${failure.message}; recreating the whole group (epoch ${previousEpoch} -> ${record.epoch}, ${charge})`,
     });
     return finish();
   }
