@@ -147,7 +147,9 @@ def first(pod: Pod, path: str, code: int, t0: float, timeout: float) -> tuple[fl
     raise AssertionError(f"{path} of pod {pod.node_rank} not {code} after {timeout}s: {get(pod, path).text}")
 
 
-L, R = 4.0, 2.0  # the liveness and readiness bounds of these groups
+# the liveness and readiness bounds of these groups: above the slop of a healthy idle rank (a beat every
+# second, a report every second: up to ~2 s, more on a loaded machine), well below the gloo timeout (60 s)
+L, R = 6.0, 3.5
 
 
 @pytest.mark.parametrize("stopped", [1, 0], ids=["follower-stopped-with-work", "leader-stopped-idle"])
@@ -187,7 +189,7 @@ def test_a_hung_collective_fails_livez_within_the_bound(stopped: int, shards_a: 
         assert rank["rank"] == 1 - stopped and rank["exit_code"] is None and alive(rank["pid"])
         assert rank["stuck"].startswith("engine loop made no progress"), rank
         assert rank["op"] in (["all_reduce", "all_gather", "broadcast", "forward"] if stopped else ["broadcast"]), rank
-        assert rank["last_report_age_s"] < 2.0, "its reporter goes on: the heartbeat is the engine thread's"
+        assert rank["last_report_age_s"] < 3.0, "its reporter goes on: the heartbeat is the engine thread's"
         assert live_body["live"] is False and live_body["timeout_s"] == L
         assert ready_body["ready"] is False and ready_body["ranks"][0]["communicator_up"] is True
         healthz = get(peer, "/healthz")
@@ -216,11 +218,11 @@ def test_startup_is_not_a_stall_and_readyz_waits_for_shard_and_communicator(shar
     """Pod 0 of a 2-pod group alone, waiting in the rendezvous for several liveness bounds: /livez 200
     (the engine loop has not started: the startup probe and the operator's startup timeout govern this
     time), /readyz 503 from the first answer on, whatever the phase; pod 1 arrives: both ready and live."""
-    g: Group = spawn(shards_a[2], 2, pods=[0], timeout=120, optional={LIVENESS: "1.5", READINESS: "1"})
+    g: Group = spawn(shards_a[2], 2, pods=[0], timeout=120, optional={LIVENESS: "3", READINESS: "2"})
     pod0 = g.pods[0]
     seen: list[tuple[int, int, str, bool, bool]] = []
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 6:
+    while time.monotonic() - t0 < 10:
         assert pod0.proc.poll() is None, pod0.output()[-2000:]
         try:
             ready, live = get(pod0, "/readyz"), get(pod0, "/livez")
