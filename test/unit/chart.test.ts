@@ -3,6 +3,7 @@
 // security, the opt-in managed CRD, and values.schema.json errors.
 // Needs the helm binary built by hack/toolchain.sh; skips only without it.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -136,9 +137,29 @@ describe('helm chart charts/bloom-operator', function () {
         'Deployment',
         'Role',
         'RoleBinding',
+        'Secret',
+        'Service',
         'Service',
         'ServiceAccount',
+        'ValidatingWebhookConfiguration',
       ]);
+    });
+
+    it('serves the eviction webhook with a certificate its configuration trusts, for every eviction, never blocking one', () => {
+      const hook = one(objs, 'ValidatingWebhookConfiguration', 'rel-bloom-operator-eviction').webhooks[0];
+      assert.deepEqual(hook.rules, [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods/eviction'], scope: 'Namespaced' }]);
+      assert.deepEqual([hook.failurePolicy, hook.sideEffects, hook.namespaceSelector], ['Ignore', 'NoneOnDryRun', undefined]);
+      assert.deepEqual(hook.clientConfig.service, { name: 'rel-bloom-operator-webhook', namespace: NS, path: '/validate-eviction', port: 443 });
+      const secret = one(objs, 'Secret', 'rel-bloom-operator-webhook-cert');
+      const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
+      const ca = new X509Certificate(Buffer.from(hook.clientConfig.caBundle, 'base64'));
+      assert.ok(cert.verify(ca.publicKey), 'the serving certificate is signed by the CA in caBundle');
+      assert.match(cert.subjectAltName ?? '', new RegExp(`DNS:rel-bloom-operator-webhook.${NS}.svc`));
+      const service = one(objs, 'Service', 'rel-bloom-operator-webhook');
+      assert.deepEqual(service.spec.ports, [{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }]);
+      const c = one(objs, 'Deployment').spec.template.spec.containers[0];
+      assert.deepEqual(c.args.slice(c.args.indexOf('--webhook-port'), c.args.indexOf('--webhook-port') + 4), ['--webhook-port', '9443', '--webhook-cert-dir', '/etc/bloom-operator/webhook']);
+      assert.deepEqual(c.volumeMounts.find((m: Any) => m.name === 'webhook-cert'), { name: 'webhook-cert', mountPath: '/etc/bloom-operator/webhook', readOnly: true });
     });
 
     it('grants exactly the rule list cluster-wide, and leases only in the release namespace', () => {
@@ -169,7 +190,8 @@ describe('helm chart charts/bloom-operator', function () {
       assert.equal(one(objs, 'ServiceAccount').metadata.name, 'rel-bloom-operator');
       const c = pod.containers[0];
       assert.equal(c.image, 'ghcr.io/bloom-operator/bloom-operator:0.1.0');
-      assert.deepEqual(c.args, ['run', '--leader-elect', '--leader-election-id', 'rel-bloom-operator', '--metrics-port', '8080', '--health-port', '8081', '--log-level', 'info']);
+      assert.deepEqual(c.args, ['run', '--leader-elect', '--leader-election-id', 'rel-bloom-operator', '--metrics-port', '8080', '--health-port', '8081',
+        '--webhook-port', '9443', '--webhook-cert-dir', '/etc/bloom-operator/webhook', '--log-level', 'info']);
       assert.deepEqual(
         c.env.map((e: Any) => [e.name, e.valueFrom.fieldRef.fieldPath]),
         [
@@ -182,6 +204,7 @@ describe('helm chart charts/bloom-operator', function () {
         [
           ['http-metrics', 8080],
           ['http-health', 8081],
+          ['webhook', 9443],
         ],
       );
       assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'http-health' });
@@ -203,11 +226,11 @@ describe('helm chart charts/bloom-operator', function () {
         seccompProfile: { type: 'RuntimeDefault' },
       });
       assert.equal(pod.hostNetwork, undefined);
-      assert.ok(pod.volumes.every((v: Any) => v.emptyDir), 'only emptyDir volumes (no hostPath)');
+      assert.ok(pod.volumes.every((v: Any) => v.emptyDir || v.secret), 'only emptyDir and Secret volumes (no hostPath)');
     });
 
     it('exposes the metrics port through a Service', () => {
-      const svc = one(objs, 'Service');
+      const svc = one(objs, 'Service', 'rel-bloom-operator-metrics');
       assert.equal(svc.metadata.name, 'rel-bloom-operator-metrics');
       assert.deepEqual(svc.spec.ports, [{ name: 'http-metrics', port: 8080, targetPort: 'http-metrics', protocol: 'TCP' }]);
       assert.deepEqual(svc.spec.selector, one(objs, 'Deployment').spec.selector.matchLabels);
@@ -252,9 +275,12 @@ describe('helm chart charts/bloom-operator', function () {
         'Role',
         'RoleBinding',
         'RoleBinding',
+        'Secret',
+        'Service',
         'Service',
         'ServiceAccount',
         'ServiceMonitor',
+        'ValidatingWebhookConfiguration',
       ]);
     });
 
@@ -286,13 +312,26 @@ describe('helm chart charts/bloom-operator', function () {
         '--namespace',
         'ml',
         '--no-watch-nodes',
+        '--webhook-port',
+        '9443',
+        '--webhook-cert-dir',
+        '/etc/bloom-operator/webhook',
         '--log-level',
         'debug',
       ]);
+      const hook = one(objs, 'ValidatingWebhookConfiguration').webhooks[0];
+      assert.deepEqual(hook.namespaceSelector, { matchLabels: { 'kubernetes.io/metadata.name': 'ml' } }, 'only the watched namespace\'s evictions');
       assert.equal(pod.containers[0].image, 'registry.example/bloom/operator:v9');
       assert.deepEqual(pod.nodeSelector, { 'node-role.kubernetes.io/control-plane': '' });
       assert.equal(pod.tolerations[0].key, 'dedicated');
       assert.ok(pod.affinity.podAntiAffinity);
+    });
+
+    it('creates no PodDisruptionBudgets in a namespace-scoped install without the webhook: nothing would see a drain', () => {
+      const without = render(['-f', valuesFile('nowebhook', { rbac: { scope: 'namespace' }, drainWebhook: { enabled: false } })]);
+      const args = one(without, 'Deployment').spec.template.spec.containers[0].args;
+      assert.ok(args.includes('--no-manage-disruption-budgets') && !args.includes('--webhook-port'));
+      assert.equal(without.filter((o) => o.kind === 'ValidatingWebhookConfiguration').length, 0);
     });
 
     it('renders the CRD from the chart file, kept on uninstall', () => {
@@ -308,7 +347,7 @@ describe('helm chart charts/bloom-operator', function () {
       const sm = one(objs, 'ServiceMonitor');
       assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
       assert.equal(sm.metadata.labels.release, 'prom');
-      assert.deepEqual(sm.spec.selector.matchLabels, one(objs, 'Service').spec.selector);
+      assert.deepEqual(sm.spec.selector.matchLabels, one(objs, 'Service', 'rel-bloom-operator-metrics').spec.selector);
       assert.deepEqual(sm.spec.endpoints, [{ port: 'http-metrics', path: '/metrics', interval: '15s', scrapeTimeout: '10s' }]);
       assert.deepEqual(sm.spec.namespaceSelector, { matchNames: [NS] });
     });
@@ -321,7 +360,7 @@ describe('helm chart charts/bloom-operator', function () {
     });
 
     it('renders no RBAC with rbac.create=false and no leader-election Role without leader election', () => {
-      assert.deepEqual(kinds(render(['--set', 'rbac.create=false'])), ['Deployment', 'Service', 'ServiceAccount']);
+      assert.deepEqual(kinds(render(['--set', 'rbac.create=false,drainWebhook.enabled=false'])), ['Deployment', 'Service', 'ServiceAccount']);
       const o = render(['--set', 'leaderElection.enabled=false,replicaCount=1']);
       assert.equal(o.filter((x) => x.kind === 'Role').length, 0);
       const args: string[] = one(o, 'Deployment').spec.template.spec.containers[0].args;

@@ -288,3 +288,23 @@ describe('planGroup: failure classes and timers', () => {
     assert.equal(p.status.message, 'waiting for the scheduler: pod bloom-g0-p0-e1: Unschedulable: 0/8 nodes are available: 8 Insufficient nvidia.com/gpu.');
   });
 });
+
+describe('planGroup: drains', () => {
+  const onNode9 = () => group((p) => { p.spec!.nodeName = 'gpu-node-9'; });
+  const withNode9 = (view: NodeView) => new Map([...nodes, ['gpu-node-9', view]]);
+
+  it('a cordon alone replaces nothing (maintenance that never evicts must not churn groups)', () => {
+    const p = plan({ pods: onNode9(), record: record({ readySince: T0 }), nodes: withNode9(node(true, true)) });
+    assert.deepEqual([p.upToDate, kinds(p)], [true, []]);
+  });
+
+  it('an autoscaler\'s drain taint or an asked-for eviction makes the group outdated, for a surge-first replacement', () => {
+    const karpenter = plan({ pods: onNode9(), record: record({ readySince: T0 }), nodes: withNode9({ ...node(true, true), draining: 'node gpu-node-9 has the karpenter.sh/disrupted taint' }) });
+    assert.deepEqual([karpenter.upToDate, karpenter.state, kinds(karpenter)], [false, 'Ready', []], 'still serving until the rollout replaces it');
+    assert.match(karpenter.status.message ?? '', /draining: node gpu-node-9 has the karpenter.sh\/disrupted taint/);
+    const asked = group((p) => { p.metadata!.annotations = { ...p.metadata!.annotations, 'inference.bloom.dev/drain-requested': '2026-12-01T12:00:30Z' }; });
+    const evicted = plan({ pods: asked, record: record({ readySince: T0 }) });
+    assert.equal(evicted.upToDate, false);
+    assert.match(evicted.status.message ?? '', /an eviction of pod bloom-g0-p2-e1 was asked for/);
+  });
+});

@@ -9,6 +9,7 @@ import { LeaderElector } from '../leader/lease.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { createOperatorMetrics, setLeader } from '../metrics/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
+import { startWebhookServer } from '../webhook/server.js';
 
 export interface RunOptions {
   kubeconfig?: string;
@@ -30,6 +31,8 @@ export interface RunOptions {
   cacheSyncTimeoutSeconds: number;
   /** Seconds any API request (not a watch) may take. */
   requestTimeoutSeconds: number;
+  /** The eviction webhook (HTTPS on this port, tls.crt and tls.key from certDir), if served. */
+  webhook?: { port: number; certDir: string };
 }
 
 export function loadKubeConfig(file: string | undefined): KubeConfig {
@@ -49,14 +52,21 @@ export async function run(options: RunOptions): Promise<void> {
     ...(options.namespace ? { namespace: options.namespace } : {}),
   });
   let leading = !options.leaderElect;
-  const servers: MetricsServer[] = [];
+  const servers: Array<Pick<MetricsServer, 'close'>> = [];
   const host = options.bindAddress;
   // Only the leader's controller counts: a standby is healthy and ready, just waiting.
   const ready = () => (leading ? controller.ready : true);
   const live = () => (leading ? controller.live() : true);
-  servers.push(await startMetricsServer({ port: options.metricsPort, host, registry: metrics.registry, ready, live }));
-  if (options.healthPort !== options.metricsPort) servers.push(await startMetricsServer({ port: options.healthPort, host, ready, live }));
-  log.info('serving metrics and health', { metrics: servers[0]!.url, health: servers.at(-1)!.url, identity: options.identity });
+  const metricsServer = await startMetricsServer({ port: options.metricsPort, host, registry: metrics.registry, ready, live });
+  const healthServer = options.healthPort !== options.metricsPort ? await startMetricsServer({ port: options.healthPort, host, ready, live }) : metricsServer;
+  servers.push(...new Set([metricsServer, healthServer]));
+  log.info('serving metrics and health', { metrics: metricsServer.url, health: healthServer.url, identity: options.identity });
+  // Every replica serves the eviction webhook (behind one Service); its marks reach the leader through the API.
+  const webhook = options.webhook && await startWebhookServer({ ...options.webhook, host, kubeConfig, log });
+  if (webhook) {
+    servers.push(webhook);
+    log.info('serving the eviction webhook', { port: webhook.port });
+  }
 
   let stopping: Promise<void> | undefined;
   let startFailed = false;

@@ -17,7 +17,7 @@ import { backoffMs, restartsInWindow } from './backoff.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
 import { FAILURE_CLASS, isLive, PHASE_OF, transition, type GroupEvent, type GroupState } from './group-state.js';
 import type { DomainPicker } from './placement.js';
-import { groupReadyCondition, hasGroupGate, isGated, isReady, isTerminating, notReadySince, ownGateIndex, podEpoch, podFault, podIndex, scheduledAt, schedulingProblem, unschedulableSince, type NodeViews } from './observe.js';
+import { drainOf, groupReadyCondition, hasGroupGate, isGated, isReady, isTerminating, notReadySince, ownGateIndex, podEpoch, podFault, podIndex, scheduledAt, schedulingProblem, unschedulableSince, type NodeViews } from './observe.js';
 
 export interface GroupPlanInput {
   bd: BloomDeployment;
@@ -47,7 +47,7 @@ export interface GroupPlan {
   wakeAt?: number;
   ready: boolean;
   failed: boolean;
-  /** Runs the current revision on schedulable nodes, so the rollout keeps it. */
+  /** Runs the current revision and is not being drained, so the rollout keeps it. */
   upToDate: boolean;
 }
 
@@ -213,7 +213,7 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
 
   const finish = (extra: { message?: string; upToDate?: boolean } = {}): GroupPlan => {
     readinessGates();
-    const onCordoned = current.some((p) => p.spec?.nodeName && input.nodes?.get(p.spec.nodeName)?.unschedulable);
+    const drain = current.map((p) => drainOf(p, input.nodes)).find((d) => d !== undefined);
     const readyPods = state === 'Terminating' || state === 'BackingOff' ? 0 : current.filter(isReady).length;
     const status: GroupStatus = {
       index: record.index,
@@ -230,13 +230,13 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
     if (recent.length) status.recentRestartTimes = recent.map((t) => new Date(t).toISOString());
     if (record.notBefore !== undefined && record.notBefore > now) status.nextRestartTime = new Date(record.notBefore).toISOString();
     if (record.lastFailure) status.lastFailure = record.lastFailure;
-    const message = extra.message ?? record.failed;
+    const message = extra.message ?? record.failed ?? (drain && `draining: ${drain}; replaced surge-first by the rollout`);
     if (message) status.message = message;
     const plan: GroupPlan = {
       actions, events, status, state,
       ready: state === 'Ready',
       failed: state === 'Failed',
-      upToDate: extra.upToDate ?? (record.revision === input.revision && !onCordoned),
+      upToDate: extra.upToDate ?? (record.revision === input.revision && drain === undefined),
     };
     if (wakeAt !== undefined && Number.isFinite(wakeAt)) plan.wakeAt = wakeAt;
     return plan;

@@ -8,21 +8,42 @@ export interface NodeView {
   /** Since when the Ready condition has its current value (ms). */
   since: number;
   unschedulable: boolean;
+  /** Why the node is being drained by an autoscaler (its taint), if it is: the groups on it are replaced surge-first. */
+  draining?: string;
   labels: Record<string, string>;
   allocatable: Record<string, string>;
 }
 /** Nodes by name; a name missing from the map is a node that is gone. */
 export type NodeViews = ReadonlyMap<string, NodeView>;
 
+/**
+ * Taints with which autoscalers announce that they are about to drain a node: Karpenter (v1, and the
+ * v0.3x disruption taint) and the cluster-autoscaler. A plain cordon is not one: it may be maintenance
+ * that never evicts, so it replaces nothing by itself.
+ */
+export const DRAIN_TAINTS: readonly string[] = ['karpenter.sh/disrupted', 'karpenter.sh/disruption', 'ToBeDeletedByClusterAutoscaler'];
+
+/** Annotation the eviction webhook puts on a pod whose eviction was asked for (kubectl drain, the eviction API). */
+export const DRAIN_REQUESTED_ANNOTATION = 'inference.bloom.dev/drain-requested';
+
 export function nodeView(node: V1Node): NodeView {
   const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+  const taint = (node.spec?.taints ?? []).find((t) => DRAIN_TAINTS.includes(t.key));
   return {
     ready: ready?.status === 'True',
     since: ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : 0,
     unschedulable: node.spec?.unschedulable === true,
+    ...(taint ? { draining: `node ${node.metadata?.name} has the ${taint.key} taint` } : {}),
     labels: node.metadata?.labels ?? {},
     allocatable: node.status?.allocatable ?? {},
   };
+}
+
+/** Why a pod is being drained (an eviction was asked for it, or its node is an autoscaler's), if it is. */
+export function drainOf(pod: V1Pod, nodes: NodeViews | undefined): string | undefined {
+  const asked = pod.metadata?.annotations?.[DRAIN_REQUESTED_ANNOTATION];
+  if (asked) return `an eviction of pod ${pod.metadata?.name} was asked for at ${asked}`;
+  return pod.spec?.nodeName ? nodes?.get(pod.spec.nodeName)?.draining : undefined;
 }
 
 // Each label is read on its own: a pod of an older operator (one rank per pod, no pod label) still

@@ -144,7 +144,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
       const service = groupServiceByIndex.get(index);
       actions.push(...inScope(scope, [{ kind: 'deleteService', name: groupName(index), uid: service?.metadata?.uid ?? '' }, ...deleteAll(pods)]));
       if (pdb) actions.push(...inScope(budgetScope(index), [{ kind: 'deletePdb', name: groupName(index), uid: pdb.metadata?.uid ?? '' }]));
-      const why = plan.upToDate ? 'scale down' : plan.status.revision !== revision ? `outdated revision ${plan.status.revision}` : 'on a cordoned node or failing';
+      const why = plan.upToDate ? 'scale down' : plan.status.revision !== revision ? `outdated revision ${plan.status.revision}` : plan.status.message ?? 'replaced';
       events.push({ type: 'Normal', reason: 'GroupRemoved', message: `removing group ${index} (${why})`, scope });
       continue;
     }

@@ -65,7 +65,8 @@ export function operatorArgs(o: {
     '--health-port',
     String(o.healthPort),
     ...(o.watchNamespace ? ['--namespace', o.watchNamespace] : []),
-    ...(o.watchNodes === false ? ['--no-watch-nodes'] : []),
+    // Without a node watch (and no eviction webhook here) nothing would see a drain: no budgets to block one.
+    ...(o.watchNodes === false ? ['--no-watch-nodes', '--no-manage-disruption-budgets'] : []),
     '--log-level',
     o.logLevel,
   ];
