@@ -50,4 +50,23 @@ describe('Expectations (the cache must show our writes before the next plan)', (
     e.forget('a');
     assert.equal(e.check('a', cache({}), 1).satisfied, true);
   });
+
+  it('an informer event satisfies an expectation on its own: a pod created and deleted again between two reconciles is not awaited', () => {
+    const e = new Expectations();
+    e.expect('k', [{ kind: 'present', resource: 'pods', name: 'p' }, { kind: 'absent', resource: 'pods', name: 'q', uid: 'q1' }], 0);
+    e.observe('k', 'pods', 'p', at('p1'));
+    e.observe('k', 'pods', 'q', undefined);
+    assert.deepEqual(e.check('k', cache({}), 1), { satisfied: true, waiting: [] });
+  });
+
+  it('an event for another object, or one that does not show the write yet, leaves the expectation', () => {
+    const e = new Expectations();
+    e.expect('k', [{ kind: 'present', resource: 'services', name: 's', notResourceVersion: '7' }], 0);
+    e.observe('k', 'services', 'other', at('u', '9'));
+    e.observe('k', 'pods', 's', at('u', '9'));
+    e.observe('k', 'services', 's', at('u', '7'));
+    assert.equal(e.check('k', cache({ 'services/s': at('u', '7') }), 1).satisfied, false);
+    e.observe('k', 'services', 's', at('u', '8'));
+    assert.equal(e.check('k', cache({ 'services/s': at('u', '7') }), 1).satisfied, true);
+  });
 });

@@ -22,7 +22,7 @@ import { countGroupPhases, forgetDeployment, recordGroupRecreations, recordWrite
 import { EventRecorder } from './events.js';
 import { executeScoped } from './execute.js';
 import { Expectations, type CacheLookup, type Expectation, type Resource } from './expectations.js';
-import { Informer } from './informer.js';
+import { Informer, type InformerEventType } from './informer.js';
 import { KubeWriter, statusCode } from './kube-writer.js';
 import { WorkQueue } from './queue.js';
 
@@ -150,6 +150,15 @@ export class BloomController {
       const owner = obj.metadata?.labels?.[owned];
       if (owner) this.enqueue(key(obj.metadata?.namespace, owner));
     };
+    /** Events of owned objects also count as observed writes (an object created and deleted between two reconciles). */
+    const observing = (resource: Resource) => (obj: KubernetesObject, type: InformerEventType) => {
+      const owner = obj.metadata?.labels?.[owned];
+      if (owner) {
+        const seen = type === 'delete' ? undefined : { uid: obj.metadata?.uid ?? '', resourceVersion: obj.metadata?.resourceVersion ?? '', terminating: !!obj.metadata?.deletionTimestamp };
+        this.expectations.observe(key(obj.metadata?.namespace, owner), resource, obj.metadata?.name ?? '', seen);
+      }
+      byOwnerLabel(obj);
+    };
     if (options.manageDisruptionBudgets ?? true) {
       const policy = kubeConfig.makeApiClient(PolicyV1Api);
       this.pdbs = new Informer<V1PodDisruptionBudget>({
@@ -158,7 +167,7 @@ export class BloomController {
           ? policy.listNamespacedPodDisruptionBudget({ namespace, labelSelector: owned })
           : policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: owned })),
       });
-      this.pdbs.onEvent(byOwnerLabel);
+      this.pdbs.onEvent(observing('poddisruptionbudgets'));
     }
     if (options.watchNodes ?? true) {
       this.nodes = new Informer<V1Node>({ ...common, name: 'nodes', path: '/api/v1/nodes', list: () => core.listNode() });
@@ -167,8 +176,8 @@ export class BloomController {
       });
     }
     this.bds.onEvent((bd) => this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name)));
-    this.pods.onEvent(byOwnerLabel);
-    this.services.onEvent(byOwnerLabel);
+    this.pods.onEvent(observing('pods'));
+    this.services.onEvent(observing('services'));
     this.informers = [this.bds, this.pods, this.services, this.nodes, this.pdbs].filter((i) => i !== undefined) as Array<Informer<KubernetesObject>>;
   }
 

@@ -4,7 +4,8 @@
  * behind our own writes never causes a duplicate create, a second delete, or a create for an
  * epoch the record has already left. Unlike client-go's counters, each expectation names its
  * object and is checked against the cache's state, not counted from events, so a re-list (which
- * replaces the store) satisfies it as well as a watch event. An expectation the cache never
+ * replaces the store) satisfies it as well as a watch event; an event also satisfies it on its own,
+ * so an object created and gone again between two reconciles is not awaited. An expectation the cache never
  * confirms expires after ttlMs (client-go: 5 minutes) and the key is planned anyway.
  */
 export type Resource = 'pods' | 'services' | 'poddisruptionbudgets';
@@ -51,6 +52,14 @@ export class Expectations {
     }
     entry.items = waiting;
     return { satisfied: false, waiting };
+  }
+
+  /** An informer event for an object of the key: drops the expectations it satisfies (a create seen, a delete seen). */
+  observe(key: string, resource: Resource, name: string, seen: { uid: string; resourceVersion: string; terminating: boolean } | undefined): void {
+    const entry = this.pending.get(key);
+    if (!entry) return;
+    entry.items = entry.items.filter((e) => !(e.resource === resource && e.name === name && isSatisfied(e, () => seen)));
+    if (entry.items.length === 0) this.pending.delete(key);
   }
 
   /** When the key's expectations expire (to look again then even without an event). */
