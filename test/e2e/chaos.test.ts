@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import { LABELS } from '../../operator/src/groups/labels.js';
+import { waitFor } from '../cluster/processes.js';
 import { join } from 'node:path';
 import { startFaultProxyFor, type FaultProxy } from '../faultproxy/index.js';
 import { useE2e } from './fixture.js';
@@ -89,11 +90,17 @@ function chaos(title: string, prefix: string, behindProxy: boolean): void {
       const restarts = (converged.status?.groups ?? []).reduce((n, g) => n + g.restarts, 0);
       assert.ok(restarts > 0, 'the chaos did cause group restarts');
 
-      const pods = await podsOf(ctx, 'swarm');
-      const services = await ctx.core.listNamespacedService({ namespace: ctx.namespace, labelSelector: `${LABELS.deployment}=swarm` });
-      const groupServices = services.items.filter((s) => s.metadata?.labels?.[LABELS.group] !== undefined);
-      assert.equal(groupServices.length, GROUPS, 'one Service per group, no orphans');
-      const serviceEpoch = new Map(groupServices.map((s) => [s.metadata!.labels![LABELS.group]!, s.metadata!.annotations!['inference.bloom.dev/epoch']!]));
+      // The status may be a moment behind the last fault; the pods and Services must agree with it soon after.
+      let pods: V1Pod[] = [];
+      let serviceEpoch = new Map<string, string>();
+      await waitFor('the pods and group Services to match the converged status', async () => {
+        pods = await podsOf(ctx, 'swarm');
+        const services = await ctx.core.listNamespacedService({ namespace: ctx.namespace, labelSelector: `${LABELS.deployment}=swarm` });
+        const groupServices = services.items.filter((s) => s.metadata?.labels?.[LABELS.group] !== undefined);
+        serviceEpoch = new Map(groupServices.map((s) => [s.metadata!.labels![LABELS.group]!, s.metadata!.annotations!['inference.bloom.dev/epoch']!]));
+        return groupServices.length === GROUPS && pods.length === GROUPS && pods.every((p) => !p.metadata?.deletionTimestamp);
+      }, 60_000, 500).catch(() => {});
+      assert.equal(serviceEpoch.size, GROUPS, 'one Service per group, no orphans');
       assert.equal(pods.length, GROUPS, 'one pod per (single-pod) group: no duplicate or orphan pods');
       for (const pod of pods) {
         const g = pod.metadata!.labels![LABELS.group]!;

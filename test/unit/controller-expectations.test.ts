@@ -69,4 +69,16 @@ describe('Expectations (the cache must show our writes before the next plan)', (
     e.observe('k', 'services', 's', at('u', '8'));
     assert.equal(e.check('k', cache({ 'services/s': at('u', '7') }), 1).satisfied, true);
   });
+
+  it('a create whose events (even its deletion) came before the write returned is not awaited; events older than the write do not count', () => {
+    let t = 100;
+    const e = new Expectations(60_000, () => t);
+    e.observe('k', 'pods', 'old', undefined); // at 100, before the write below
+    t = 205;
+    e.observe('k', 'pods', 'p', at('p1'));
+    t = 210;
+    e.observe('k', 'pods', 'p', undefined); // created and deleted before the create's response came back
+    e.expect('k', [{ kind: 'present', resource: 'pods', name: 'p' }, { kind: 'absent', resource: 'pods', name: 'old', uid: 'o1' }], 220, 200);
+    assert.deepEqual(e.check('k', cache({ 'pods/old': at('o1') }), 221).waiting.map((w) => w.name), ['old'], 'only the delete is still awaited');
+  });
 });

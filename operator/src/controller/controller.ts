@@ -106,7 +106,7 @@ export class BloomController {
   private readonly events: EventRecorder;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly expectations = new Expectations();
+  private readonly expectations: Expectations;
   private workers: Promise<void>[] = [];
   private resync: NodeJS.Timeout | undefined;
   /** Start time of each reconcile in flight (the liveness heartbeat). */
@@ -124,6 +124,7 @@ export class BloomController {
     const { kubeConfig, namespace, log } = options;
     this.log = log;
     this.now = options.now ?? Date.now;
+    this.expectations = new Expectations(60_000, this.now);
     this.writer = new KubeWriter(kubeConfig, options.metrics);
     this.events = new EventRecorder(kubeConfig, options.identity ?? 'bloom-operator', log);
     const core = kubeConfig.makeApiClient(CoreV1Api);

@@ -27,15 +27,26 @@ export function isSatisfied(e: Expectation, lookup: CacheLookup): boolean {
   return !cached || cached.resourceVersion !== e.notResourceVersion;
 }
 
+type Seen = { uid: string; resourceVersion: string; terminating: boolean };
+
 export class Expectations {
   private readonly pending = new Map<string, { items: Expectation[]; expires: number }>();
+  /** The last informer event of each object (undefined: deleted), so a write whose events came before its response still counts. */
+  private readonly recent = new Map<string, { at: number; seen: Seen | undefined }>();
 
-  constructor(private readonly ttlMs = 60_000) {}
+  constructor(private readonly ttlMs = 60_000, private readonly clock: () => number = Date.now) {}
 
-  expect(key: string, items: readonly Expectation[], now: number): void {
-    if (items.length === 0) return;
+  /** Expects the writes that landed; `since` is when they were made (events after it already count). */
+  expect(key: string, items: readonly Expectation[], now: number, since = now): void {
+    const open = items.filter((e) => {
+      const last = this.recent.get(recentKey(key, e.resource, e.name));
+      if (!last || last.at < since) return true;
+      // An event of a created object, even its deletion, shows the create landed.
+      return !(e.kind === 'present' && e.notResourceVersion === undefined) && !isSatisfied(e, () => last.seen);
+    });
+    if (open.length === 0) return;
     const entry = this.pending.get(key);
-    this.pending.set(key, { items: [...(entry?.items ?? []), ...items], expires: now + this.ttlMs });
+    this.pending.set(key, { items: [...(entry?.items ?? []), ...open], expires: now + this.ttlMs });
   }
 
   /**
@@ -54,11 +65,15 @@ export class Expectations {
     return { satisfied: false, waiting };
   }
 
-  /** An informer event for an object of the key: drops the expectations it satisfies (a create seen, a delete seen). */
-  observe(key: string, resource: Resource, name: string, seen: { uid: string; resourceVersion: string; terminating: boolean } | undefined): void {
+  /** An informer event for an object of the key (`seen` undefined: deleted): drops the expectations it satisfies. */
+  observe(key: string, resource: Resource, name: string, seen: Seen | undefined): void {
+    const now = this.clock();
+    this.recent.set(recentKey(key, resource, name), { at: now, seen });
+    if (this.recent.size > 4096) for (const [k, v] of this.recent) if (now - v.at > this.ttlMs) this.recent.delete(k);
     const entry = this.pending.get(key);
     if (!entry) return;
-    entry.items = entry.items.filter((e) => !(e.resource === resource && e.name === name && isSatisfied(e, () => seen)));
+    entry.items = entry.items.filter((e) => !(e.resource === resource && e.name === name
+      && (isSatisfied(e, () => seen) || (e.kind === 'present' && e.notResourceVersion === undefined))));
     if (entry.items.length === 0) this.pending.delete(key);
   }
 
@@ -67,3 +82,5 @@ export class Expectations {
 
   forget(key: string): void { this.pending.delete(key); }
 }
+
+const recentKey = (key: string, resource: Resource, name: string) => `${key}\u0000${resource}\u0000${name}`;
