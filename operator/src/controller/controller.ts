@@ -59,10 +59,15 @@ const message = (err: unknown) => {
   return String(e?.message ?? err);
 };
 
-/** Writes whose refusal only means the cache was stale (the reconcile is retried on a fresh one): no Warning for them. */
-function isStale(action: Action, err: unknown): boolean {
-  const code = statusCode(err);
-  return (code === 409 && action.kind === 'patchRecord') || (code === 422 && action.kind === 'ungatePod');
+/**
+ * A write the API refused (a 4xx: a quota, a policy, a foreign object), as opposed to a transient
+ * failure (5xx, 429, the network: only retried, like a refusal that only means the cache was stale).
+ * Refusals get a Warning event and ReplicaFailure.
+ */
+function isRefusal(action: Action, err: unknown): boolean {
+  const code = statusCode(err) ?? 0;
+  const stale = (code === 409 && action.kind === 'patchRecord') || (code === 422 && action.kind === 'ungatePod');
+  return code >= 400 && code < 500 && code !== 429 && !stale;
 }
 
 function writeFailure(action: Action, err: unknown): WriteFailure {
@@ -282,6 +287,9 @@ export class BloomController {
     if (raw.metadata.deletionTimestamp) return;
     const now = this.now();
     const expected = this.expectations.check(k, this.lookup(namespace), now);
+    if (expected.satisfied && expected.waiting.length > 0) {
+      this.log.warn('expectations expired unconfirmed; planning anyway', { deployment: k, waiting: expected.waiting.map((e) => `${e.kind} ${e.resource}/${e.name}`) });
+    }
     if (!expected.satisfied) {
       // The informers' events for these objects enqueue the key again; the expiry is the backstop.
       this.log.debug('waiting for the caches to show our writes', { deployment: k, waiting: expected.waiting.map((e) => `${e.kind} ${e.resource}/${e.name}`) });
@@ -316,7 +324,7 @@ export class BloomController {
     });
     this.expectations.expect(k, landed, now);
 
-    const refused = result.failures.filter((f) => !isStale(f.action, f.error)).map((f) => writeFailure(f.action, f.error));
+    const refused = result.failures.filter((f) => isRefusal(f.action, f.error)).map((f) => writeFailure(f.action, f.error));
     await Promise.all(refused.map((f) => this.events.emit(raw, { type: 'Warning', reason: f.reason, message: f.message })));
     if (metrics) for (const f of refused) recordWriteFailure(metrics, namespace, name, f.reason);
     const landedEvents = plan.events.filter((e) => e.scope === undefined || !result.failedScopes.has(e.scope));
