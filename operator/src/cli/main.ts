@@ -28,13 +28,15 @@ await yargs(hideBin(process.argv))
     .option('watch-nodes', { type: 'boolean', default: true, describe: 'watch nodes to detect lost nodes and cordons (needs cluster read of nodes)' })
     .option('manage-disruption-budgets', { type: 'boolean', default: true, describe: 'give every group a PodDisruptionBudget so evictions go through the operator (drains need the eviction webhook or a node watch to be seen)' })
     .option('webhook-port', { type: 'number', describe: 'serve the eviction webhook (HTTPS) on this port: an eviction asked for a group pod (kubectl drain) replaces its group surge-first' })
-    .option('webhook-cert-dir', { type: 'string', default: '/tmp/k8s-webhook-server/serving-certs', describe: 'directory with the webhook\'s tls.crt and tls.key' }),
+    .option('webhook-cert-dir', { type: 'string', describe: 'directory with the webhook\'s tls.crt and tls.key (needed with --webhook-port, and only with it)' })
+    .implies('webhook-port', 'webhook-cert-dir')
+    .implies('webhook-cert-dir', 'webhook-port'),
   (argv) => run({
     logLevel: argv['log-level'], metricsPort: argv['metrics-port'], healthPort: argv['health-port'], bindAddress: argv['bind-address'],
     leaderElect: argv['leader-elect'], leaderElectionNamespace: argv['leader-election-namespace'], leaderElectionId: argv['leader-election-id'],
     leaseDurationSeconds: argv['lease-duration'], identity: argv.identity, clusterDomain: argv['cluster-domain'], workers: argv.workers,
     watchNodes: argv['watch-nodes'], manageDisruptionBudgets: argv['manage-disruption-budgets'],
-    ...(argv['webhook-port'] === undefined ? {} : { webhook: { port: argv['webhook-port'], certDir: argv['webhook-cert-dir'] } }),
+    ...(argv['webhook-port'] === undefined ? {} : { webhook: { port: argv['webhook-port'], certDir: argv['webhook-cert-dir']! } }),
     cacheSyncTimeoutSeconds: argv['cache-sync-timeout'], requestTimeoutSeconds: argv['request-timeout'],
     ...(argv.kubeconfig ? { kubeconfig: argv.kubeconfig } : {}), ...(argv.namespace ? { namespace: argv.namespace } : {}),
   }))

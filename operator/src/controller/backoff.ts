@@ -1,4 +1,6 @@
-/** Capped exponential back-off with full jitter in [d/2, d), abortable. */
+import { realClock } from '../leader/lease.js';
+
+/** Capped exponential back-off with jitter in [d/2, d), abortable. */
 export class Backoff {
   private failures = 0;
 
@@ -15,12 +17,6 @@ export class Backoff {
 
   /** Sleeps for next(); resolves early when the signal aborts. */
   wait(signal: AbortSignal): Promise<void> {
-    const ms = this.next();
-    return new Promise((resolve) => {
-      if (signal.aborted) return resolve();
-      const done = () => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve(); };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return realClock.sleep(this.next(), signal);
   }
 }

@@ -177,7 +177,8 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
   };
   const upToDateRevision = record.revision === input.revision;
   const podsOf = () => ({ current: input.pods.filter((p) => podEpoch(p) === record.epoch), stale: input.pods.filter((p) => podEpoch(p) !== record.epoch) });
-  let state = deriveState(record, podsOf().current, podsOf().stale, shape.pods, now);
+  const observed = podsOf();
+  let state = deriveState(record, observed.current, observed.stale, shape.pods, now);
   const move = (event: GroupEvent) => { state = transition(state, event); };
   /** A new incarnation: the next epoch, its clock reset; the old pods go (deleted below as stale). */
   const nextIncarnation = (r: GroupRecord): GroupRecord => {

@@ -8,6 +8,9 @@ import { GROUP_PHASES, type GroupPhase } from '../api/types.js';
 export type ReconcileResult = 'success' | 'error' | 'requeue';
 export const RECONCILE_RESULTS: readonly ReconcileResult[] = ['success', 'error', 'requeue'];
 
+/** Reasons of the writes the API refused (events and bloom_operator_write_failures_total). */
+export const WRITE_FAILURE_REASONS = ['FailedCreate', 'FailedDelete', 'FailedPatch'] as const;
+
 export interface OperatorMetrics {
   registry: Registry;
   /** bloom_operator_reconcile_total{result}: reconciles finished. */
@@ -183,7 +186,6 @@ export function forgetDeployment(m: OperatorMetrics, namespace: string, deployme
   for (const reason of WRITE_FAILURE_REASONS) m.writeFailures.remove({ namespace, deployment, reason });
 }
 
-export const WRITE_FAILURE_REASONS = ['FailedCreate', 'FailedDelete', 'FailedPatch'] as const;
 
 /** The `code` label of an API error: the HTTP status of a client-node ApiException, else "network". */
 export function apiErrorCode(err: unknown): string {
