@@ -1,219 +1,202 @@
-"""Batched generation with every rank in lockstep.
+"""Continuous batching with every rank in lockstep.
 
-Rank 0 owns the request queue. Each batch starts with a header broadcast from rank 0 (command,
-batch size, prompt length, flags), then the left-padded prompt ids and their lengths; all ranks run
-the same forward passes; rank 0 picks the next tokens from the full logits (greedy or sampled) and
-broadcasts them with a continue flag every step. While idle, rank 0 broadcasts a heartbeat every
-second, so a dead peer is noticed within a second and no collective waits past its timeout.
+Rank 0 owns the requests (scheduler.py). Every step it broadcasts a header (the shapes) and one flat
+payload (step_plan.py: a decode pass and a prefill pass, with the block tables); every rank runs the
+same passes through the paged KV cache, and rank 0 alone receives what it samples from. While idle,
+rank 0 broadcasts an idle header every second, so a dead peer is noticed and no collective waits past
+its timeout.
+
+A pass that raises on every rank (CUDA out of memory, an injected fault) fails the requests of that
+pass only: the ranks agree on each pass's outcome with one small all-reduce on the control channel,
+so they stay in lockstep and the group keeps serving. A rank that fails alone, or a collective that
+breaks, is a group failure (run_leader / run_follower raise and the rank exits).
 
 The engine thread beats `progress` (health.Progress, the rank's liveness) at every turn of its loop,
-idle or not, and at every decode step; its collectives and forward passes are marked on it, so a rank
-blocked in one stops beating and says where.
+idle or not; its collectives and forward passes are marked on it, so a rank blocked in one stops beating
+and says where.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
 from .health import Progress
+from .kv_cache import BlockAllocator
 from .metrics import Metrics
 from .model import BloomTP
+from .scheduler import Scheduler, SchedulerConfig, Step
+from .sequence import Request
+from .step_plan import CMD_IDLE, CMD_STEP, CMD_STOP, HEADER, MODE_LAST, Pass, Row, StepPlan, idle_header
 
 log = logging.getLogger("bloom_worker.engine")
 
-CMD_NOOP, CMD_BATCH, CMD_STOP = 0, 1, 2
-HEADER = 5  # cmd, batch, prompt length, want prompt logits, max new tokens
+IDLE_BEAT_S = 1.0
 
 
-@dataclass
-class Request:
-    ids: list[int]
-    max_new_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop_at_eos: bool = True
-    want_logits: bool = False
-    events: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
-    enqueued: float = field(default_factory=time.monotonic)
+@dataclass(frozen=True)
+class EngineConfig:
+    scheduler: SchedulerConfig = SchedulerConfig()
+    block_size: int = 16
+    kv_cache_tokens: int | None = None  # None: from free GPU memory (CPU: DEFAULT_CPU_CACHE_TOKENS)
+    gpu_memory_utilization: float = 0.9
+    max_context: int = 2048
+    fail_pass_with_tokens: int | None = None  # fault injection (BLOOM_DEBUG_API only): every rank raises OOM
+
+
+DEFAULT_CPU_CACHE_TOKENS = 32768
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    top: torch.Tensor | None
+    full: torch.Tensor | None
+    error: BaseException | None
 
 
 class Engine:
-    def __init__(
-        self,
-        model: BloomTP,
-        metrics: Metrics,
-        max_batch: int = 8,
-        batch_wait_s: float = 0.005,
-        progress: Progress | None = None,
-    ):
+    def __init__(self, model: BloomTP, metrics: Metrics, config: EngineConfig, progress: Progress | None = None):
         self.model = model
         self.comm = model.comm
         if progress is None:
             progress = self.comm.progress if self.comm.progress is not None else Progress()
         self.progress = progress
         self.metrics = metrics
-        self.max_batch = max_batch
-        self.batch_wait_s = batch_wait_s
-        self.queue: queue.Queue[Request] = queue.Queue()
+        self.config = config
         self.stopping = threading.Event()
-        self.eos = model.cfg.eos_token_id
+        num_blocks = self._num_blocks()
+        self.cache = model.new_cache(num_blocks, config.block_size)
+        self.capacity_tokens = num_blocks * config.block_size
+        self.max_context = min(config.max_context, model.max_context, self.capacity_tokens)
+        self.vocab_size = model.cfg.vocab_size
+        self.scheduler = Scheduler(
+            BlockAllocator(num_blocks, config.block_size), config.scheduler, metrics, model.cfg.eos_token_id
+        )
+        log.info("KV cache: %d blocks of %d tokens (%d tokens)", num_blocks, config.block_size, self.capacity_tokens)
 
-    # --- rank 0 ----------------------------------------------------------------------------
-    def submit(self, req: Request) -> Request:
-        self.queue.put(req)
-        self.metrics.set("bloom_worker_queue_depth", self.queue.qsize())
-        return req
+    def _num_blocks(self) -> int:
+        """The same on every rank: the smallest any rank can hold."""
+        cfg = self.config
+        if cfg.kv_cache_tokens is not None or self.model.device.type != "cuda":
+            tokens = cfg.kv_cache_tokens or DEFAULT_CPU_CACHE_TOKENS
+            blocks = max(1, tokens // cfg.block_size)
+        else:
+            blocks = self._blocks_from_memory()
+        agreed = torch.tensor([blocks], dtype=torch.int64)
+        if self.comm.distributed:
+            import torch.distributed as dist
 
-    def _take_batch(self) -> list[Request]:
+            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+        return int(agreed.item())
+
+    def _blocks_from_memory(self) -> int:
+        """vLLM's profile: run the largest pass the scheduler can plan (a full prefill chunk at the end of
+        the longest context) on a throwaway cache, then give the cache what is left of the memory budget
+        above that peak."""
+        dev, cfg = self.model.device, self.config
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        chunk = min(cfg.scheduler.prefill_chunk, cfg.max_context)
+        probe_blocks = -(-cfg.max_context // cfg.block_size)
+        probe = self.model.new_cache(probe_blocks, cfg.block_size)
+        p = Pass.of([Row([0] * chunk, cfg.max_context - chunk, list(range(probe_blocks)), MODE_LAST)])
+        self.model.head(self.model.forward(p, probe), p)
+        torch.cuda.synchronize(dev)
+        peak = torch.cuda.max_memory_allocated(dev) - sum(t.numel() * t.element_size() for t in probe.k + probe.v)
+        del probe
+        torch.cuda.empty_cache()
+        total = torch.cuda.get_device_properties(dev).total_memory
+        budget = int(total * cfg.gpu_memory_utilization) - peak
+        blocks = budget // self.model.block_bytes(cfg.block_size)
+        if blocks < probe_blocks:
+            raise RuntimeError(
+                f"only {max(0, budget) >> 20} MiB of GPU memory are left for the KV cache: not one context of"
+                f" {cfg.max_context} tokens (raise BLOOM_GPU_MEMORY_UTILIZATION or lower BLOOM_MAX_CONTEXT)"
+            )
+        return int(blocks)
+
+    # --- any thread -------------------------------------------------------------------------
+    def submit(self, req: Request) -> None:
+        if self.stopping.is_set():
+            raise RuntimeError("the worker is shutting down")
+        self.scheduler.submit(req)
+
+    # --- every rank -------------------------------------------------------------------------
+    def _run_pass(self, p: Pass) -> PassOutcome:
+        top = full = error = None
         try:
-            first = self.queue.get(timeout=1.0)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.batch_wait_s
-        while len(batch) < self.max_batch:
-            try:
-                batch.append(self.queue.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        self.metrics.set("bloom_worker_queue_depth", self.queue.qsize())
-        return batch
+            if self.config.fail_pass_with_tokens == int(p.nvalid.sum()):
+                raise torch.OutOfMemoryError(f"injected out of memory (a pass of {int(p.nvalid.sum())} tokens)")
+            with self.progress.inside("forward"):  # on a GPU, .cpu() waits for the device (and its NCCL)
+                top, full = self.model.head(self.model.forward(p, self.cache), p)
+                top = top.cpu() if top is not None else None
+                if full is not None and self.model.device.type == "cuda":
+                    torch.cuda.synchronize(self.model.device)
+        except Exception as e:  # noqa: BLE001  # judged below, together with the other ranks
+            error = e
+        if not self.comm.all_ok(error is None):
+            if isinstance(error, torch.OutOfMemoryError) and self.model.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return PassOutcome(None, None, error or RuntimeError("the pass failed on another rank"))
+        return PassOutcome(top, full, None)
 
-    def _header(self, cmd: int, b: int = 0, t: int = 0, logits: int = 0, max_new: int = 0) -> torch.Tensor:
-        return self.comm.broadcast(torch.tensor([cmd, b, t, logits, max_new], dtype=torch.int64))
+    def _run_step(self, plan: StepPlan) -> list[PassOutcome | None]:
+        return [self._run_pass(p) if p is not None else None for p in (plan.decode, plan.prefill)]
 
+    # --- rank 0 -----------------------------------------------------------------------------
     def run_leader(self) -> None:
+        sched = self.scheduler
         while True:
             self.progress.beat()
             if self.stopping.is_set():
-                self._header(CMD_STOP)
+                sched.fail_all(503, "the worker is shutting down")
+                self.comm.broadcast(idle_header(CMD_STOP))
                 return
-            batch = self._take_batch()
-            if not batch:
-                self._header(CMD_NOOP)
+            step = sched.schedule(time.monotonic())
+            if step is None:
+                if not sched.wait_for_work(IDLE_BEAT_S):
+                    self.comm.broadcast(idle_header(CMD_IDLE))
                 continue
-            try:
-                self._leader_batch(batch)
-            except Exception as e:
-                for r in batch:
-                    r.events.put(("error", str(e)))
-                raise
+            self.comm.broadcast(step.plan.header(CMD_STEP))
+            self.comm.broadcast(step.plan.payload())
+            self._complete(step, self._run_step(step.plan))
 
-    def _leader_batch(self, batch: list[Request]) -> None:
-        b = len(batch)
-        t = max(len(r.ids) for r in batch)
-        want = int(any(r.want_logits for r in batch))
-        max_new = max(r.max_new_tokens for r in batch)
-        self._header(CMD_BATCH, b, t, want, max_new)
-        ids = torch.full((b, t), self.model.cfg.pad_token_id, dtype=torch.int64)
-        lengths = torch.tensor([len(r.ids) for r in batch], dtype=torch.int64)
-        for i, r in enumerate(batch):
-            ids[i, t - len(r.ids) :] = torch.tensor(r.ids, dtype=torch.int64)
-        self.comm.broadcast(ids)
-        self.comm.broadcast(lengths)
-        gens = []
-        for r in batch:
-            g = torch.Generator()
-            g.manual_seed(r.seed if r.seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
-            gens.append(g)
-        started = time.monotonic()
-        self.metrics.inc("bloom_worker_batches_total")
-        self.metrics.inc("bloom_worker_batch_rows_total", b)
-        self.metrics.inc("bloom_worker_prompt_tokens_total", int(lengths.sum()))
-        produced = [0] * b
-        done = [False] * b
+    def _complete(self, step: Step, outcomes: list[PassOutcome | None]) -> None:
+        failed = [
+            (rows, o.error)
+            for rows, o in zip((step.decode, step.prefill), outcomes, strict=True)
+            if o is not None and o.error is not None
+        ]
+        for rows, error in failed:
+            oom = isinstance(error, torch.OutOfMemoryError)
+            log.error("a pass of %d rows failed: %s", len(rows), error)
+            self.scheduler.fail(
+                [s.seq for s in rows],
+                503 if oom else 500,
+                f"{'out of memory' if oom else 'generation failed'}: {str(error).splitlines()[0][:300]}",
+            )
+        ok = [o if o is not None and o.error is None else None for o in outcomes]
+        kept = Step(
+            step.plan,
+            step.decode if ok[0] is not None else [],
+            step.prefill if ok[1] is not None else [],
+        )
+        self.scheduler.complete(kept, [o.top if o else None for o in ok], [o.full if o else None for o in ok])
 
-        def step(logits: torch.Tensor) -> torch.Tensor:
-            nxt = torch.zeros(b + 1, dtype=torch.int64)
-            for i, r in enumerate(batch):
-                if done[i]:
-                    nxt[i] = self.model.cfg.pad_token_id
-                    continue
-                tok = sample(logits[i], r.temperature, r.top_p, gens[i])
-                nxt[i] = tok
-                if r.stop_at_eos and tok == self.eos:
-                    done[i] = True
-                    r.events.put(("done", "stop"))
-                    continue
-                produced[i] += 1
-                r.events.put(("token", tok))
-                if produced[i] >= r.max_new_tokens:
-                    done[i] = True
-                    r.events.put(("done", "length"))
-            nxt[b] = int(not all(done))
-            return nxt
-
-        logits, cache, mask = self._prefill(ids, lengths, t + max_new, bool(want))
-        if want:
-            for i, r in enumerate(batch):
-                if r.want_logits:
-                    r.events.put(("logits", logits[i, t - len(r.ids) :].tolist()))
-            logits = logits[:, -1]
-        while True:
-            self.progress.beat()
-            nxt = self.comm.broadcast(step(logits))
-            if not int(nxt[b]):
-                break
-            logits = self._decode(nxt[:b], cache, mask)
-        n = sum(produced)
-        self.metrics.inc("bloom_worker_generated_tokens_total", n)
-        self.metrics.observe("bloom_worker_batch_seconds", time.monotonic() - started)
-
-    # --- every rank --------------------------------------------------------------------------
-    def _prefill(self, ids: torch.Tensor, lengths: torch.Tensor, max_len: int, all_logits: bool):
-        b, t = ids.shape
-        cache = self.model.new_cache(b, max_len)
-        mask = torch.zeros(b, max_len, dtype=torch.bool)
-        for i in range(b):
-            mask[i, t - int(lengths[i]) :] = True
-        dev = self.model.device
-        with self.progress.inside("forward"):  # on a GPU, .cpu() waits for the device (and its NCCL)
-            mask = mask.to(dev)
-            logits = self.model.forward(ids.to(dev), cache, mask, all_logits=all_logits).cpu()
-        return logits, cache, mask
-
-    def _decode(self, tokens: torch.Tensor, cache, mask: torch.Tensor) -> torch.Tensor:
-        with self.progress.inside("forward"):
-            return self.model.forward(tokens.view(-1, 1).to(self.model.device), cache, mask).cpu()
-
+    # --- the other ranks --------------------------------------------------------------------
     def run_follower(self) -> None:
         while True:
             self.progress.beat()
-            header = self._header(CMD_NOOP)
-            cmd, b, t, want, max_new = (int(v) for v in header)
-            if cmd == CMD_STOP:
+            header = self.comm.broadcast(torch.empty(HEADER, dtype=torch.int64)).tolist()
+            if header[0] == CMD_STOP:
                 return
-            if cmd == CMD_NOOP:
+            if header[0] == CMD_IDLE:
                 if self.stopping.is_set():
                     return
                 continue
-            ids = self.comm.broadcast(torch.empty(b, t, dtype=torch.int64))
-            lengths = self.comm.broadcast(torch.empty(b, dtype=torch.int64))
-            _, cache, mask = self._prefill(ids, lengths, t + max_new, bool(want))
-            while True:
-                self.progress.beat()
-                nxt = self.comm.broadcast(torch.empty(b + 1, dtype=torch.int64))
-                if not int(nxt[b]):
-                    break
-                self._decode(nxt[:b], cache, mask)
-
-
-def sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> int:
-    if temperature <= 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_p, idx = torch.sort(probs, descending=True)
-        keep = torch.cumsum(sorted_p, 0) - sorted_p < top_p
-        keep[0] = True
-        probs = torch.zeros_like(probs).scatter_(0, idx[keep], sorted_p[keep])
-        probs = probs / probs.sum()
-    return int(torch.multinomial(probs, 1, generator=gen))
+            payload = self.comm.broadcast(torch.empty(StepPlan.payload_size(header), dtype=torch.int64))
+            self._run_step(StepPlan.parse(header, payload))

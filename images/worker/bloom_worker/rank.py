@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .engine import Engine
+from .engine import Engine, EngineConfig
 from .env import LOCAL_RANK, RankEnv
 from .health import Bounds, Progress, RankView, State, start_health_server
 from .loader import ShardError, load_shard
@@ -123,8 +123,10 @@ def run_rank(env: RankEnv) -> int:
         rendezvous(env, deadline, backend_for(device))
     except RendezvousError as e:
         return fail(state, str(e))
-    model = BloomTP(shard, Comm(env.rank, env.world_size, dist.is_initialized(), progress), device)
-    engine = Engine(model, metrics, progress=progress)
+    engine_config = EngineConfig()
+    comm = Comm(env.rank, env.world_size, dist.is_initialized(), progress)
+    model = BloomTP(shard, comm, device, max_context=engine_config.max_context)
+    engine = Engine(model, metrics, engine_config, progress=progress)
     if api is not None:
         api.vocab_size = model.cfg.vocab_size
         api.tokenizer = load_tokenizer(Path(pod.model_dir)) if shard.manifest.tokenizer else None

@@ -26,10 +26,9 @@ LOOSE = 0.05
 TIGHT = 1e-4
 
 
-def worker_logits(shard_dir: Path, ids: list[int]) -> torch.Tensor:
-    model = local_model(shard_dir)
-    cache = model.new_cache(1, len(ids))
-    return model.forward(torch.tensor([ids]), cache, torch.ones(1, len(ids), dtype=torch.bool), all_logits=True)[0]
+def worker_logits(shard_dir: Path, ids: list[int], **engine: object) -> torch.Tensor:
+    """The prompt's logits as the engine computes them (paged cache, every position gathered to rank 0)."""
+    return torch.tensor(local_generate(shard_dir, [ids], 0, **engine)[0]["logits"])
 
 
 @pytest.mark.parametrize("which", ["a", "b"])
@@ -46,22 +45,16 @@ def test_logits_match_transformers(which: str, request: pytest.FixtureRequest) -
         assert err > 1e-4, "quantization should be visible at all"
 
 
-def test_padding_batching_and_cache_are_exact(shards_a: dict[int, Path]) -> None:
-    model = local_model(shards_a[1])
-    t = max(len(p) for p in PROMPTS)
-    ids = torch.full((len(PROMPTS), t), 3)
-    mask = torch.zeros(len(PROMPTS), t + 1, dtype=torch.bool)
-    for i, p in enumerate(PROMPTS):
-        ids[i, t - len(p) :] = torch.tensor(p)
-        mask[i, t - len(p) :] = True
-    cache = model.new_cache(len(PROMPTS), t + 1)
-    batched = model.forward(ids, cache, mask)
-    nxt = batched.argmax(-1)
-    step = model.forward(nxt.view(-1, 1), cache, mask)
-    for i, p in enumerate(PROMPTS):
-        alone = worker_logits(shards_a[1], p + [int(nxt[i])])
-        assert torch.allclose(batched[i], alone[-2], atol=1e-5, rtol=0)
-        assert torch.allclose(step[i], alone[-1], atol=1e-5, rtol=0)
+def test_chunked_prefill_and_paged_cache_are_exact(shards_a: dict[int, Path]) -> None:
+    """A prompt fed in chunks of 3 tokens through blocks of 2 gives the logits of the whole prompt at
+    once, and greedy decoding through the cache continues it exactly."""
+    ids = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+    whole = worker_logits(shards_a[1], ids)
+    chunked = worker_logits(shards_a[1], ids, prefill_chunk=3, block_size=2)
+    assert torch.allclose(whole, chunked, atol=1e-5, rtol=0)
+    out = local_generate(shards_a[1], [ids], 6, block_size=2, prefill_chunk=3)[0]["output_ids"]
+    full = worker_logits(shards_a[1], ids + out[:-1])
+    assert out == full[len(ids) - 1 :].argmax(-1).tolist()
 
 
 def test_engine_batches_concurrent_requests_exactly(shards_a: dict[int, Path]) -> None:
@@ -90,8 +83,6 @@ def test_half_precision_compute_path(dtype: torch.dtype, model_a: Path, shards_a
 
     model = BloomTP(load_shard(shards_a[1], 0, 1), Comm(), torch.device("cpu"), dtype=dtype)
     ids = PROMPTS[0]
-    out = model.forward(
-        torch.tensor([ids]), model.new_cache(1, len(ids)), torch.ones(1, len(ids), dtype=torch.bool), True
-    )
+    out = torch.tensor(local_generate(shards_a[1], [ids], 0, model=model)[0]["logits"])
     assert out.dtype == torch.float32
-    assert rel_err(out[0], hf_logits(model_a, ids)) <= LOOSE
+    assert rel_err(out, hf_logits(model_a, ids)) <= LOOSE

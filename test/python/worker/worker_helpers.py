@@ -402,30 +402,46 @@ def local_model(shard_dir: Path):
     return BloomTP(load_shard(shard_dir, 0, 1), Comm(), torch.device("cpu"))
 
 
-def local_generate(shard_dir: Path, prompts: list[list[int]], max_new: int, want_logits: bool = True) -> list[dict]:
-    """Run the worker's engine at TP=1 in this process (rank 0 leading a group of one)."""
+def local_engine(shard_dir: Path, model=None, prefill_chunk: int = 512, block_size: int = 16, kv_tokens: int = 4096):  # noqa: ANN001, ANN201
+    """The worker's engine at TP=1 in this process (rank 0 leading a group of one), not started."""
+    from bloom_worker.engine import Engine, EngineConfig
+    from bloom_worker.metrics import Metrics
+    from bloom_worker.scheduler import SchedulerConfig
+
+    config = EngineConfig(
+        scheduler=SchedulerConfig(prefill_chunk=prefill_chunk), block_size=block_size, kv_cache_tokens=kv_tokens
+    )
+    return Engine(model if model is not None else local_model(shard_dir), Metrics(), config)
+
+
+def local_generate(
+    shard_dir: Path, prompts: list[list[int]], max_new: int, want_logits: bool = True, **engine_args: object
+) -> list[dict]:
+    """Greedy tokens of the in-process engine (all prompts submitted at once), and the prompt's raw
+    logits (the debug hook) when `want_logits`."""
     import threading
 
-    from bloom_worker.engine import Engine, Request
-    from bloom_worker.metrics import Metrics
+    from bloom_worker.sequence import Finished, PromptLogprobs, Request, SamplingParams, Token
 
-    engine = Engine(local_model(shard_dir), Metrics())
+    engine = local_engine(shard_dir, **engine_args)  # type: ignore[arg-type]
     t = threading.Thread(target=engine.run_leader, daemon=True)
     t.start()
-    reqs = [
-        engine.submit(Request(ids=p, max_new_tokens=max_new, stop_at_eos=False, want_logits=want_logits))
-        for p in prompts
-    ]
+    reqs = []
+    for p in prompts:
+        sp = SamplingParams(max_tokens=max_new, ignore_eos=True, debug_logits=want_logits)
+        reqs.append(Request(ids=p, params=sp))
+        engine.submit(reqs[-1])
     out = []
     for r in reqs:
         ids, logits = [], None
         while True:
-            kind, v = r.events.get(timeout=60)
-            if kind == "token":
-                ids.append(v)
-            elif kind == "logits":
-                logits = v
+            ev = r.events.get(timeout=60)
+            if isinstance(ev, Token):
+                ids.append(ev.id)
+            elif isinstance(ev, PromptLogprobs):
+                logits = ev.logits.tolist() if ev.logits is not None else None
             else:
+                assert isinstance(ev, Finished), ev
                 break
         out.append({"output_ids": ids, "logits": logits})
     engine.stopping.set()
