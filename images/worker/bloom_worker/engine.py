@@ -25,30 +25,18 @@ from dataclasses import dataclass
 
 import torch
 
+from .engine_config import DEFAULT_CPU_CACHE_TOKENS, EngineConfig
 from .health import Progress
 from .kv_cache import BlockAllocator
 from .metrics import Metrics
 from .model import BloomTP
-from .scheduler import Scheduler, SchedulerConfig, Step
+from .scheduler import Scheduler, Step
 from .sequence import Request
 from .step_plan import CMD_IDLE, CMD_STEP, CMD_STOP, HEADER, MODE_LAST, Pass, Row, StepPlan, idle_header
 
 log = logging.getLogger("bloom_worker.engine")
 
 IDLE_BEAT_S = 1.0
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    scheduler: SchedulerConfig = SchedulerConfig()
-    block_size: int = 16
-    kv_cache_tokens: int | None = None  # None: from free GPU memory (CPU: DEFAULT_CPU_CACHE_TOKENS)
-    gpu_memory_utilization: float = 0.9
-    max_context: int = 2048
-    fail_pass_with_tokens: int | None = None  # fault injection (BLOOM_DEBUG_API only): every rank raises OOM
-
-
-DEFAULT_CPU_CACHE_TOKENS = 32768
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .engine_config import EngineConfig, SchedulerConfig
+
 # pod level, torchrun's names (contract 'torchrun')
 WORLD_SIZE = "WORLD_SIZE"
 NNODES = "NNODES"
@@ -60,11 +62,36 @@ BLOOM_NAMES = (
 BLOOM_BIND_ADDRESS = "BLOOM_BIND_ADDRESS"
 BLOOM_LIVENESS_TIMEOUT_SECONDS = "BLOOM_LIVENESS_TIMEOUT_SECONDS"
 BLOOM_READINESS_TIMEOUT_SECONDS = "BLOOM_READINESS_TIMEOUT_SECONDS"
+BLOOM_API_KEY_FILE = "BLOOM_API_KEY_FILE"
 NCCL_PREFIX = "NCCL_"
+# the engine's tuning (engine_config.py)
+BLOOM_MAX_CONTEXT = "BLOOM_MAX_CONTEXT"
+BLOOM_MAX_RUNNING_REQUESTS = "BLOOM_MAX_RUNNING_REQUESTS"
+BLOOM_MAX_WAITING_REQUESTS = "BLOOM_MAX_WAITING_REQUESTS"
+BLOOM_PREFILL_CHUNK_TOKENS = "BLOOM_PREFILL_CHUNK_TOKENS"
+BLOOM_KV_BLOCK_SIZE = "BLOOM_KV_BLOCK_SIZE"
+BLOOM_KV_CACHE_TOKENS = "BLOOM_KV_CACHE_TOKENS"
+BLOOM_GPU_MEMORY_UTILIZATION = "BLOOM_GPU_MEMORY_UTILIZATION"
+# test-only hooks, off unless BLOOM_DEBUG_API=1
+BLOOM_DEBUG_API = "BLOOM_DEBUG_API"
+BLOOM_DEBUG_FAIL_PASS_TOKENS = "BLOOM_DEBUG_FAIL_PASS_TOKENS"
+ENGINE_NAMES = (
+    BLOOM_MAX_CONTEXT,
+    BLOOM_MAX_RUNNING_REQUESTS,
+    BLOOM_MAX_WAITING_REQUESTS,
+    BLOOM_PREFILL_CHUNK_TOKENS,
+    BLOOM_KV_BLOCK_SIZE,
+    BLOOM_KV_CACHE_TOKENS,
+    BLOOM_GPU_MEMORY_UTILIZATION,
+    BLOOM_DEBUG_API,
+    BLOOM_DEBUG_FAIL_PASS_TOKENS,
+)
 OPTIONAL_NAMES = (
     BLOOM_BIND_ADDRESS,
     BLOOM_LIVENESS_TIMEOUT_SECONDS,
     BLOOM_READINESS_TIMEOUT_SECONDS,
+    BLOOM_API_KEY_FILE,
+    *ENGINE_NAMES,
     NCCL_PREFIX + "*",
 )
 DEFAULT_LIVENESS_TIMEOUT = 90.0
@@ -105,6 +132,7 @@ class PodEnv:
     nccl: dict[str, str] = field(default_factory=dict)
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
     readiness_timeout: float = DEFAULT_READINESS_TIMEOUT
+    api_key_file: str | None = None  # rank 0's API needs `Authorization: Bearer <the file's key>`
 
     def rank_of(self, local_rank: int) -> int:
         return self.node_rank * self.nproc_per_node + local_rank
@@ -203,6 +231,7 @@ def parse_pod_env(env: Mapping[str, str] | None = None) -> PodEnv:
         nccl={k: v for k, v in env.items() if k.startswith(NCCL_PREFIX)},
         liveness_timeout=_timeout(env, BLOOM_LIVENESS_TIMEOUT_SECONDS, DEFAULT_LIVENESS_TIMEOUT),
         readiness_timeout=_timeout(env, BLOOM_READINESS_TIMEOUT_SECONDS, DEFAULT_READINESS_TIMEOUT),
+        api_key_file=(env.get(BLOOM_API_KEY_FILE) or "").strip() or None,
     )
 
 
@@ -228,4 +257,46 @@ def parse_rank_env(env: Mapping[str, str] | None = None) -> RankEnv:
         local_world_size=local_world,
         report_fd=_int(env, BLOOM_REPORT_FD, 0) if env.get(BLOOM_REPORT_FD) else None,
         agent_store=env.get(TORCHELASTIC_USE_AGENT_STORE, "").strip().lower() == "true",
+    )
+
+
+def debug_api(env: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if env is None else env
+    return env.get(BLOOM_DEBUG_API, "").strip() == "1"
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise EnvError(f"{name}={raw!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise EnvError(f"{name}={raw} must be in (0, 1]")
+    return value
+
+
+def parse_engine_env(env: Mapping[str, str] | None = None) -> EngineConfig:
+    """The engine's optional tuning; every unset variable keeps EngineConfig's default."""
+    env = os.environ if env is None else env
+    base, sched = EngineConfig(), SchedulerConfig()
+
+    def opt(name: str, default: int, lo: int) -> int:
+        return _int(env, name, lo) if env.get(name, "").strip() else default
+
+    cache = _int(env, BLOOM_KV_CACHE_TOKENS, 1) if env.get(BLOOM_KV_CACHE_TOKENS, "").strip() else None
+    fail = opt(BLOOM_DEBUG_FAIL_PASS_TOKENS, 0, 1) if debug_api(env) else 0
+    return EngineConfig(
+        scheduler=SchedulerConfig(
+            max_running=opt(BLOOM_MAX_RUNNING_REQUESTS, sched.max_running, 1),
+            max_waiting=opt(BLOOM_MAX_WAITING_REQUESTS, sched.max_waiting, 1),
+            prefill_chunk=opt(BLOOM_PREFILL_CHUNK_TOKENS, sched.prefill_chunk, 16),
+        ),
+        block_size=opt(BLOOM_KV_BLOCK_SIZE, base.block_size, 1),
+        kv_cache_tokens=cache,
+        gpu_memory_utilization=_fraction(env, BLOOM_GPU_MEMORY_UTILIZATION, base.gpu_memory_utilization),
+        max_context=opt(BLOOM_MAX_CONTEXT, base.max_context, 2),
+        fail_pass_with_tokens=fail or None,
     )

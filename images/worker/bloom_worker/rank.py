@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .engine import Engine, EngineConfig
-from .env import LOCAL_RANK, RankEnv
+from .engine import Engine
+from .env import LOCAL_RANK, RankEnv, parse_engine_env
 from .health import Bounds, Progress, RankView, State, start_health_server
 from .loader import ShardError, load_shard
 from .metrics import Metrics
@@ -105,7 +105,8 @@ def run_rank(env: RankEnv) -> int:
             return fail(state, f"cannot serve the API on {pod.bind_address}:{pod.http_port}: {e}")
     try:
         device = select_device(env.local_rank)
-    except ValueError as e:
+        engine_config = parse_engine_env()
+    except ValueError as e:  # EnvError is one
         return fail(state, str(e), 2)
 
     state.set(phase="loading")
@@ -123,7 +124,6 @@ def run_rank(env: RankEnv) -> int:
         rendezvous(env, deadline, backend_for(device))
     except RendezvousError as e:
         return fail(state, str(e))
-    engine_config = EngineConfig()
     comm = Comm(env.rank, env.world_size, dist.is_initialized(), progress)
     model = BloomTP(shard, comm, device, max_context=engine_config.max_context)
     engine = Engine(model, metrics, engine_config, progress=progress)

@@ -26,20 +26,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .engine_config import SchedulerConfig
 from .kv_cache import BlockAllocator
 from .metrics import Metrics
 from .sampling import choose, logprobs_of, new_generator, penalize
 from .sequence import Failed, Finished, PromptLogprobs, QueueFull, Request, SamplingParams, Token, TokenLogprob
 from .step_plan import MODE_ALL, MODE_ARGMAX, MODE_LAST, MODE_NONE, Pass, Row, StepPlan
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    max_running: int = 64
-    max_waiting: int = 256
-    prefill_chunk: int = 512  # prompt tokens per step (rows x padded width)
-    prompt_logprobs_chunk: int = 64  # per row, when every position's logits travel to rank 0
-    watermark: float = 0.01  # of the blocks, kept free at admission
 
 
 @dataclass(eq=False)

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from bloom_worker.engine import Engine, Request
+from bloom_worker.engine import Engine
+from bloom_worker.engine_config import EngineConfig
 from bloom_worker.health import Progress, RankView
 from bloom_worker.metrics import Metrics
+from bloom_worker.sequence import Request, SamplingParams, Token
 from worker_helpers import Group, Pod, alive, local_model
 
 LIVENESS = "BLOOM_LIVENESS_TIMEOUT_SECONDS"
@@ -84,7 +86,7 @@ def test_a_view_is_stuck_when_exited_silent_or_without_progress() -> None:
 def test_an_idle_engine_keeps_beating_and_a_stuck_step_does_not(shards_a: dict[int, Path]) -> None:
     """The engine thread itself beats, from its idle loop (rank 0 of a group of one)."""
     progress = Progress()
-    engine = Engine(local_model(shards_a[1]), Metrics(), progress=progress)
+    engine = Engine(local_model(shards_a[1]), Metrics(), EngineConfig(), progress=progress)
     stall = threading.Event()
     release = threading.Event()
     forward = engine.model.forward
@@ -104,12 +106,13 @@ def test_an_idle_engine_keeps_beating_and_a_stuck_step_does_not(shards_a: dict[i
             ages.append(progress.snapshot()["progress_age_s"])
         assert None not in ages and max(ages) < 1.5, ages  # type: ignore[type-var]
         stall.set()
-        req = engine.submit(Request(ids=[5, 6], max_new_tokens=2, stop_at_eos=False))
+        req = Request(ids=[5, 6], params=SamplingParams(max_tokens=2, ignore_eos=True))
+        engine.submit(req)
         time.sleep(2.5)
         snap = progress.snapshot()
         assert snap["op"] == "forward" and snap["progress_age_s"] > 2.0, snap  # type: ignore[operator]
         release.set()
-        assert req.events.get(timeout=30)[0] == "token"
+        assert isinstance(req.events.get(timeout=30), Token)
         time.sleep(0.2)
         assert progress.snapshot()["progress_age_s"] < 1.5  # type: ignore[operator]
     finally:

@@ -404,9 +404,9 @@ def local_model(shard_dir: Path):
 
 def local_engine(shard_dir: Path, model=None, prefill_chunk: int = 512, block_size: int = 16, kv_tokens: int = 4096):  # noqa: ANN001, ANN201
     """The worker's engine at TP=1 in this process (rank 0 leading a group of one), not started."""
-    from bloom_worker.engine import Engine, EngineConfig
+    from bloom_worker.engine import Engine
+    from bloom_worker.engine_config import EngineConfig, SchedulerConfig
     from bloom_worker.metrics import Metrics
-    from bloom_worker.scheduler import SchedulerConfig
 
     config = EngineConfig(
         scheduler=SchedulerConfig(prefill_chunk=prefill_chunk), block_size=block_size, kv_cache_tokens=kv_tokens
