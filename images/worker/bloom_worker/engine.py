@@ -39,6 +39,16 @@ log = logging.getLogger("bloom_worker.engine")
 IDLE_BEAT_S = 1.0
 
 
+def probe_passes(cfg: EngineConfig) -> list[Pass]:
+    """The largest passes the scheduler can plan, over one context of blocks (rows share it)."""
+    chunk = min(cfg.scheduler.prefill_chunk, cfg.max_context)
+    table = list(range(-(-cfg.max_context // cfg.block_size)))
+    return [
+        Pass.of([Row([0] * chunk, cfg.max_context - chunk, table, MODE_LAST)]),
+        Pass.of([Row([0], cfg.max_context - 1, table, MODE_LAST)] * cfg.scheduler.max_running),
+    ]
+
+
 @dataclass(frozen=True)
 class PassOutcome:
     top: torch.Tensor | None
@@ -74,38 +84,33 @@ class Engine:
             blocks = max(1, tokens // cfg.block_size)
         else:
             blocks = self._blocks_from_memory()
-        agreed = torch.tensor([blocks], dtype=torch.int64)
-        if self.comm.distributed:
-            import torch.distributed as dist
-
-            dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
-        return int(agreed.item())
+        agreed = self.comm.min(blocks)  # every rank raises together, or none does
+        if agreed < 1:
+            raise RuntimeError(
+                "no GPU memory is left for the KV cache after the weights and the largest pass"
+                " (raise BLOOM_GPU_MEMORY_UTILIZATION, or lower BLOOM_PREFILL_CHUNK_TOKENS or BLOOM_MAX_CONTEXT)"
+            )
+        return agreed
 
     def _blocks_from_memory(self) -> int:
-        """vLLM's profile: run the largest pass the scheduler can plan (a full prefill chunk at the end of
-        the longest context) on a throwaway cache, then give the cache what is left of the memory budget
-        above that peak."""
+        """vLLM's profile: run the largest passes the scheduler can plan (a full prefill chunk at the end of
+        the longest context; every running row decoding at the longest context: their rows share one
+        throwaway context of blocks), then give the cache what is left of the memory budget above that
+        peak."""
         dev, cfg = self.model.device, self.config
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
-        chunk = min(cfg.scheduler.prefill_chunk, cfg.max_context)
-        probe_blocks = -(-cfg.max_context // cfg.block_size)
-        probe = self.model.new_cache(probe_blocks, cfg.block_size)
-        p = Pass.of([Row([0] * chunk, cfg.max_context - chunk, list(range(probe_blocks)), MODE_LAST)])
-        self.model.head(self.model.forward(p, probe), p)
+        probe = self.model.new_cache(-(-cfg.max_context // cfg.block_size), cfg.block_size)
+        for p in probe_passes(cfg):
+            self.model.head(self.model.forward(p, probe), p)
         torch.cuda.synchronize(dev)
         peak = torch.cuda.max_memory_allocated(dev) - sum(t.numel() * t.element_size() for t in probe.k + probe.v)
         del probe
         torch.cuda.empty_cache()
         total = torch.cuda.get_device_properties(dev).total_memory
         budget = int(total * cfg.gpu_memory_utilization) - peak
-        blocks = budget // self.model.block_bytes(cfg.block_size)
-        if blocks < probe_blocks:
-            raise RuntimeError(
-                f"only {max(0, budget) >> 20} MiB of GPU memory are left for the KV cache: not one context of"
-                f" {cfg.max_context} tokens (raise BLOOM_GPU_MEMORY_UTILIZATION or lower BLOOM_MAX_CONTEXT)"
-            )
-        return int(blocks)
+        log.info("KV cache budget: %d MiB (peak of the largest pass %d MiB)", max(0, budget) >> 20, peak >> 20)
+        return max(0, budget // self.model.block_bytes(cfg.block_size))
 
     # --- any thread -------------------------------------------------------------------------
     def submit(self, req: Request) -> None:
@@ -126,7 +131,7 @@ class Engine:
                     torch.cuda.synchronize(self.model.device)
         except Exception as e:  # noqa: BLE001  # judged below, together with the other ranks
             error = e
-        if not self.comm.all_ok(error is None):
+        if self.comm.min(int(error is None)) == 0:
             if isinstance(error, torch.OutOfMemoryError) and self.model.device.type == "cuda":
                 torch.cuda.empty_cache()
             return PassOutcome(None, None, error or RuntimeError("the pass failed on another rank"))

@@ -66,13 +66,13 @@ class Comm:
             dist.gather(x, parts, dst=0)
         return torch.stack(parts) if parts is not None else None
 
-    def all_ok(self, ok: bool) -> bool:
-        """Whether every rank's `ok` is True (a CPU tensor: the control channel)."""
-        flag = torch.tensor([int(ok)], dtype=torch.int64)
+    def min(self, value: int) -> int:
+        """The smallest `value` of all ranks (a CPU tensor: the control channel)."""
+        t = torch.tensor([value], dtype=torch.int64)
         if self.distributed:
             with self._inside("all_reduce"):
-                dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item())
+                dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return int(t.item())
 
     def broadcast(self, x: torch.Tensor, src: int = 0) -> torch.Tensor:
         if self.distributed:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bloom_worker.engine import Engine
+from bloom_worker.engine import Engine, probe_passes
 from bloom_worker.engine_config import EngineConfig, SchedulerConfig
 from bloom_worker.metrics import Metrics
 from bloom_worker.sequence import Event, Failed, Finished, PromptLogprobs, QueueFull, Request, SamplingParams, Token
@@ -172,3 +172,15 @@ def test_penalties_shape_the_choice(shards_a: dict[int, Path]) -> None:
         assert len(set(penalized)) == 20, penalized
         repeated, _ = tokens(submit(engine, [5, 6, 7], max_tokens=20, repetition_penalty=1000.0))
         assert len(set(repeated)) > len(set(plain)), repeated
+
+
+def test_the_memory_probe_passes_run(shards_a: dict[int, Path]) -> None:
+    """What a GPU rank runs to size its KV cache (engine._blocks_from_memory), here on the CPU: the
+    largest prefill chunk and every running row decoding at the end of the longest context."""
+    model = local_model(shards_a[1])
+    cfg = EngineConfig(scheduler=SchedulerConfig(max_running=8, prefill_chunk=64), max_context=256, block_size=16)
+    probe = model.new_cache(256 // 16, 16)
+    for p in probe_passes(cfg):
+        top, full = model.head(model.forward(p, probe), p)
+        assert top is None and full is not None and full.shape[0] == p.shape[0]
+        assert torch.isfinite(full).all()
