@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from worker_helpers import hf_logits, local_generate, local_model, rel_err
+from worker_helpers import hf_logits, local_generate, rel_err
 
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [100, 3, 249, 17], [42]]
 LOOSE = 0.05
