@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .chat_template import find_template
 from .convert_hf import convert_hf
 from .import_deepspeed import find_config, import_deepspeed
 
@@ -31,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         help="group-wise scales over this many inputs (default: per output channel)",
     )
     ap.add_argument("--format", choices=("auto", "hf", "deepspeed"), default="auto")
+    ap.add_argument(
+        "--chat-template",
+        type=Path,
+        default=None,
+        help="a Jinja2 chat template for /v1/chat/completions (default: the source's chat_template.jinja or"
+        " tokenizer_config.json chat_template, else the worker's BLOOMZ-style default)",
+    )
     args = ap.parse_args(argv)
     src: Path = args.src
     if not src.is_dir():
@@ -40,12 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     if kind == "auto":
         kind = "deepspeed" if find_config(src) is not None else "hf"
     try:
+        template = find_template(src, args.chat_template)
         if kind == "deepspeed":
             if args.group_size:
                 raise ValueError("--group-size does not apply to a DeepSpeed import (its scales are kept)")
-            import_deepspeed(src, args.out, args.tensor_parallel, args.dtype)
+            import_deepspeed(src, args.out, args.tensor_parallel, args.dtype, template)
         else:
-            convert_hf(src, args.out, args.tensor_parallel, args.dtype, args.group_size)
+            convert_hf(src, args.out, args.tensor_parallel, args.dtype, args.group_size, template)
     except (ValueError, KeyError, FileNotFoundError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"bloom-convert: error: {msg}", file=sys.stderr)

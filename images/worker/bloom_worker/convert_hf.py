@@ -112,6 +112,7 @@ def convert_hf(
     tp: int,
     dtype: str = "float16",
     group_size: int | None = None,
+    chat_template: str | None = None,
 ) -> None:
     cfg = ModelConfig.from_hf(json.loads((src / "config.json").read_text()))
     check_tp_size(cfg, tp)
@@ -155,4 +156,6 @@ def convert_hf(
                     ranks[r][name + ".bias"] = bias
         return ranks
 
-    write_shards(out, cfg, tp, dtype, quant, globals_, layer, {"kind": "huggingface", "path": str(src)}, src)
+    write_shards(
+        out, cfg, tp, dtype, quant, globals_, layer, {"kind": "huggingface", "path": str(src)}, src, chat_template
+    )

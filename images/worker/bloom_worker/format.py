@@ -146,6 +146,7 @@ class Manifest:
     files: list[RankFile]
     tokenizer: bool = False
     source: dict = field(default_factory=dict)
+    chat_template: str | None = None  # Jinja2, for /v1/chat/completions (chat_template.py)
     format: str = FORMAT
     version: int = FORMAT_VERSION
 
@@ -172,6 +173,7 @@ class Manifest:
             files=[RankFile(**f) for f in d["files"]],
             tokenizer=bool(d.get("tokenizer", False)),
             source=d.get("source", {}),
+            chat_template=d.get("chat_template"),
         )
 
     @staticmethod

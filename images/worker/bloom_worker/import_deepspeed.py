@@ -79,7 +79,7 @@ def row_scales(scale: torch.Tensor, out: int, name: str) -> torch.Tensor:
     return full.repeat_interleave(out // g)
 
 
-def import_deepspeed(src: Path, out: Path, tp: int, dtype: str = "float16") -> None:
+def import_deepspeed(src: Path, out: Path, tp: int, dtype: str = "float16", chat_template: str | None = None) -> None:
     cfg_path = find_config(src)
     if cfg_path is None:
         raise DeepSpeedImportError(f"{src}: no ds_inference_config.json")
@@ -175,6 +175,7 @@ def import_deepspeed(src: Path, out: Path, tp: int, dtype: str = "float16") -> N
         layer,
         {"kind": "deepspeed-inference", "path": str(src), "tp_size": src_tp},
         src,
+        chat_template,
     )
 
 

@@ -1,7 +1,9 @@
 """Prometheus text exposition (format 0.0.4) without a client library.
 
 A `Metrics` holds one process's series; `render` writes any list of samples (a rank's, or a launcher's
-merged with those of all its ranks) with one HELP and TYPE line per family.
+merged with those of all its ranks) with one HELP and TYPE line per family. `observe` records a
+histogram (cumulative `_bucket{le}` series over `BUCKETS`, `_sum`, `_count`) for a family declared
+"histogram", else a summary (`_sum`, `_count`).
 """
 
 from __future__ import annotations
@@ -22,15 +24,22 @@ HELP = {
     "bloom_worker_progress_age_seconds": ("gauge", "Seconds since the rank's engine loop last made progress."),
     "bloom_worker_shard_load_seconds": ("gauge", "Seconds spent mapping and verifying the shard."),
     "bloom_worker_shard_bytes": ("gauge", "Size of this rank's shard file."),
-    "bloom_worker_requests_total": ("counter", "HTTP API requests by path and status code."),
-    "bloom_worker_prompt_tokens_total": ("counter", "Prompt tokens processed."),
+    "bloom_worker_requests_total": ("counter", "HTTP API requests by route (a fixed set, else other) and status code."),
+    "bloom_worker_request_seconds": ("histogram", "Wall time of an API request, by route."),
+    "bloom_worker_time_to_first_token_seconds": ("histogram", "From a request's arrival to its first token."),
+    "bloom_worker_inter_token_latency_seconds": ("histogram", "Between two tokens of one request."),
+    "bloom_worker_queue_time_seconds": ("histogram", "From a request's arrival to its admission."),
+    "bloom_worker_running_requests": ("gauge", "Requests in the running batch."),
+    "bloom_worker_waiting_requests": ("gauge", "Requests waiting for admission."),
+    "bloom_worker_kv_blocks_used": ("gauge", "KV cache blocks in use."),
+    "bloom_worker_kv_blocks_total": ("gauge", "KV cache blocks."),
+    "bloom_worker_prompt_tokens_total": ("counter", "Prompt tokens prefilled."),
     "bloom_worker_generated_tokens_total": ("counter", "Tokens generated."),
-    "bloom_worker_batches_total": ("counter", "Batches run."),
-    "bloom_worker_batch_rows_total": ("counter", "Requests run in batches (rows / batches = mean batch size)."),
-    "bloom_worker_batch_seconds": ("summary", "Wall time of a batch."),
-    "bloom_worker_request_seconds": ("summary", "Wall time of an API request."),
-    "bloom_worker_queue_depth": ("gauge", "Requests waiting for a batch."),
+    "bloom_worker_preemptions_total": ("counter", "Requests preempted (KV blocks freed, recomputed later)."),
+    "bloom_worker_engine_steps_total": ("counter", "Engine steps run."),
 }
+# seconds, for every histogram: 1 ms to 5 min
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 def _labels(labels: Labels) -> str:
@@ -44,24 +53,30 @@ def _labels(labels: Labels) -> str:
 
 
 def family(name: str) -> str:
-    for suffix in ("_sum", "_count"):
+    for suffix in ("_sum", "_count", "_bucket"):
         base = name.removesuffix(suffix)
-        if base != name and HELP.get(base, ("",))[0] == "summary":
+        kind = HELP.get(base, ("",))[0]
+        if base != name and (kind == "histogram" or (kind == "summary" and suffix != "_bucket")):
             return base
     return name
 
 
+def _le(labels: Labels) -> float:
+    return float(labels["le"]) if "le" in labels else 0.0
+
+
 def render(samples: Iterable[Sample]) -> str:
-    by_family: dict[str, list[tuple[str, str, float]]] = {}
+    by_family: dict[str, list[tuple[str, str, float, str, float]]] = {}
     for name, labels, value in samples:
-        by_family.setdefault(family(name), []).append((name, _labels(labels), value))
+        rest = _labels({k: v for k, v in labels.items() if k != "le"})  # buckets in order of their bound
+        by_family.setdefault(family(name), []).append((name, rest, _le(labels), _labels(labels), value))
     out: list[str] = []
     for fam, (kind, text) in HELP.items():
         if fam not in by_family:
             continue
         out.append(f"# HELP {fam} {text}")
         out.append(f"# TYPE {fam} {kind}")
-        out.extend(f"{n}{labels} {v:.17g}" for n, labels, v in sorted(by_family[fam]))
+        out.extend(f"{n}{labels} {v:.17g}" for n, _, _, labels, v in sorted(by_family[fam]))
     return "\n".join(out) + "\n"
 
 
@@ -82,6 +97,10 @@ class Metrics:
         self._add(name, labels, value, True)
 
     def observe(self, name: str, value: float, labels: Labels | None = None) -> None:
+        if HELP.get(name, ("",))[0] == "histogram":
+            for bound in (*BUCKETS, float("inf")):
+                le = "+Inf" if bound == float("inf") else f"{bound:g}"
+                self._add(name + "_bucket", {**(labels or {}), "le": le}, 1.0 if value <= bound else 0.0, False)
         self._add(name + "_sum", labels, value, False)
         self._add(name + "_count", labels, 1.0, False)
 

@@ -18,15 +18,15 @@ import torch
 import torch.distributed as dist
 
 from .engine import Engine
-from .env import LOCAL_RANK, RankEnv, parse_engine_env
+from .env import BLOOM_API_KEY_FILE, LOCAL_RANK, RankEnv, debug_api, parse_engine_env
 from .health import Bounds, Progress, RankView, State, start_health_server
+from .job import Limits, Model
 from .loader import ShardError, load_shard
 from .metrics import Metrics
 from .model import BloomTP, Comm
 from .rendezvous import RendezvousError, backend_for, rendezvous
 from .report import die_with_parent, message, start_reporter
-from .server import Api, Limits, start_api_server
-from .tokenizer import load_tokenizer
+from .server import Api, read_api_key, start_api_server
 
 log = logging.getLogger("bloom_worker")
 
@@ -98,7 +98,11 @@ def run_rank(env: RankEnv) -> int:
         return fail(state, f"cannot serve health on {pod.bind_address}:{pod.health_port}: {e}")
     api = None
     if env.rank == 0:
-        api = Api(state, metrics, pod.deployment, 0, Limits())
+        try:
+            key = read_api_key(Path(pod.api_key_file)) if pod.api_key_file else None
+        except (OSError, ValueError) as e:  # the message names the file, never the key
+            return fail(state, f"{BLOOM_API_KEY_FILE}: {e}", 2)
+        api = Api(state, metrics, Limits(), api_key=key, debug=debug_api())
         try:
             start_api_server(pod.bind_address, pod.http_port, api)
         except OSError as e:
@@ -128,9 +132,7 @@ def run_rank(env: RankEnv) -> int:
     model = BloomTP(shard, comm, device, max_context=engine_config.max_context)
     engine = Engine(model, metrics, engine_config, progress=progress)
     if api is not None:
-        api.vocab_size = model.cfg.vocab_size
-        api.tokenizer = load_tokenizer(Path(pod.model_dir)) if shard.manifest.tokenizer else None
-        api.engine = engine
+        api.attach(engine, Model.serving(pod.deployment, engine, shard.manifest, Path(pod.model_dir), api.limits))
     state.set(communicator_up=True, phase="ready")
     log.info("ready (group %s, epoch %s, %s)", pod.group, pod.epoch, device)
     try:

@@ -47,6 +47,7 @@ def write_shards(
     layer_fn: LayerFn,
     source: dict,
     tokenizer_dir: Path | None,
+    chat_template: str | None = None,
 ) -> Manifest:
     """globals_: word_embeddings.weight (anything with .shape and row slicing: a memory-mapped tensor or a
     lazy row reader), word_embeddings_layernorm.*, ln_f.* tensors."""
@@ -119,6 +120,7 @@ def write_shards(
         files=files,
         tokenizer=has_tok,
         source=source,
+        chat_template=chat_template,
     )
     tmp = out / (MANIFEST_NAME + ".tmp")
     tmp.write_text(manifest.to_json())

@@ -17,6 +17,10 @@ class Tokenizer:
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=True)
 
+    def token(self, token_id: int) -> str:
+        """The vocabulary's string for an id ("" when it has none): bos/eos for chat templates."""
+        return self.tok.id_to_token(token_id) or ""
+
 
 def load_tokenizer(model_dir: Path) -> Tokenizer | None:
     path = model_dir / "tokenizer.json"
