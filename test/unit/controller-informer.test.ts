@@ -96,6 +96,29 @@ describe('Informer (list-watch with client-go reflector semantics)', () => {
     await api.close();
   });
 
+  it('stores listed and watched objects without managedFields or the last-applied annotation', async () => {
+    const heavy = (name: string, rv: string): V1ConfigMap => ({
+      metadata: {
+        name, namespace: 'ns', resourceVersion: rv,
+        managedFields: [{ manager: 'kubectl', operation: 'Apply', fieldsType: 'FieldsV1', fieldsV1: { 'f:data': {} } }],
+        annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"big":true}', keep: 'me' },
+      },
+      data: { k: 'v' },
+    });
+    const api = await fakeApiserver([(res) => { res.write(line('ADDED', heavy('b', '11'))); }]);
+    const { inf } = informer(api.kc, [list('10', heavy('a', '10'))]);
+    inf.start();
+    await until('the watched object', () => inf.get('b', 'ns') !== undefined);
+    for (const name of ['a', 'b']) {
+      const o = inf.get(name, 'ns')!;
+      assert.equal(o.metadata?.managedFields, undefined);
+      assert.deepEqual(o.metadata?.annotations, { keep: 'me' });
+      assert.deepEqual(o.data, { k: 'v' });
+    }
+    await inf.stop();
+    await api.close();
+  });
+
   it('re-lists on 410 Gone and notifies deletes of objects that vanished meanwhile; stays synced throughout', async () => {
     const api = await fakeApiserver([
       (res) => { res.write(line('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' })); res.end(); },

@@ -8,7 +8,9 @@
  * - `synced` turns true after the first successful LIST and stays true: a re-list replaces the
  *   store in one step (deletes for objects gone meanwhile), so readers never see it half-filled;
  * - a watch silent for idleMs (no event, no bookmark: the apiserver sends one about every minute)
- *   is cut and re-opened from its resourceVersion, never re-listed.
+ *   is cut and re-opened from its resourceVersion, never re-listed;
+ * - objects are stored without what the controller never reads (controller-runtime's cache transform):
+ *   metadata.managedFields, a third of a pod, and kubectl's last-applied-configuration annotation.
  */
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
@@ -41,6 +43,18 @@ export interface ReadCache<T> {
 }
 
 const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** In place (a freshly decoded object, shared with no one): drops the fields no reader uses. */
+export function forCache<T extends KubernetesObject>(o: T): T {
+  const meta = o.metadata;
+  if (meta) {
+    delete meta.managedFields;
+    if (meta.annotations && LAST_APPLIED in meta.annotations) delete meta.annotations[LAST_APPLIED];
+  }
+  return o;
+}
 
 export class Informer<T extends KubernetesObject> implements ReadCache<T> {
   private store = new Map<string, T>();
@@ -131,7 +145,7 @@ export class Informer<T extends KubernetesObject> implements ReadCache<T> {
   /** Replaces the store with a fresh list, notifying adds, updates and deletes. */
   private async relist(): Promise<void> {
     const list = await this.options.list();
-    const fresh = new Map(list.items.map((o) => [keyOf(o), o]));
+    const fresh = new Map(list.items.map((o) => [keyOf(o), forCache(o)]));
     const previous = this.store;
     this.store = fresh;
     this.resourceVersion = list.metadata?.resourceVersion ?? '';
@@ -210,7 +224,7 @@ export class Informer<T extends KubernetesObject> implements ReadCache<T> {
       return;
     }
     const existed = this.store.has(k);
-    this.store.set(k, obj);
+    this.store.set(k, forCache(obj));
     this.notify(obj, existed ? 'update' : 'add');
   }
 
