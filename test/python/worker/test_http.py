@@ -56,16 +56,22 @@ def test_completions_generate_and_tgi_agree(served: tuple[Group, str]) -> None:
     assert tgi["output_ids"] == ids["output_ids"] and tgi["generated_text"] == choice["text"]
     assert [t["id"] for t in tgi["details"]["tokens"]] == choice["token_ids"]
     assert tgi["details"]["generated_tokens"] == len(choice["token_ids"])
-    full = call(served, "/generate", {"inputs": "hello world", "parameters": {"max_new_tokens": 5,
-                                                                               "return_full_text": True}})
+    full = call(
+        served, "/generate", {"inputs": "hello world", "parameters": {"max_new_tokens": 5, "return_full_text": True}}
+    )
     assert full.json()["generated_text"] == "hello world" + choice["text"]
 
 
 def test_tgi_generate_stream(served: tuple[Group, str]) -> None:
     want = call(served, "/generate", {"inputs": "bloom int8", "parameters": {"max_new_tokens": 6}}).json()
     g, key = served
-    r = requests.post(g.api("/generate_stream"), json={"inputs": "bloom int8", "parameters": {"max_new_tokens": 6}},
-                      headers={"Authorization": f"Bearer {key}"}, stream=True, timeout=60)
+    r = requests.post(
+        g.api("/generate_stream"),
+        json={"inputs": "bloom int8", "parameters": {"max_new_tokens": 6}},
+        headers={"Authorization": f"Bearer {key}"},
+        stream=True,
+        timeout=60,
+    )
     payloads = [line[6:] for line in r.iter_lines(decode_unicode=True) if line.startswith("data: ")]
     assert r.status_code == 200 and "[DONE]" not in payloads  # TGI streams end without it
     events = [json.loads(p) for p in payloads]
@@ -82,16 +88,32 @@ def test_prompts_times_n_choices_and_seeded_sampling(served: tuple[Group, str]) 
     assert [c["index"] for c in choices] == [0, 1, 2, 3]
     assert choices[0]["token_ids"] == choices[1]["token_ids"] and choices[2]["token_ids"] == choices[3]["token_ids"]
     assert r.json()["usage"]["prompt_tokens"] == 1 + 3  # each prompt once, whatever n
-    body = {"input_ids": [10, 11, 12], "max_new_tokens": 6, "temperature": 0.9, "top_p": 0.9, "seed": 1234,
-            "stop_at_eos": False}
+    body = {
+        "input_ids": [10, 11, 12],
+        "max_new_tokens": 6,
+        "temperature": 0.9,
+        "top_p": 0.9,
+        "seed": 1234,
+        "stop_at_eos": False,
+    }
     a, b = call(served, "/generate", body).json(), call(served, "/generate", body).json()
     assert a["output_ids"] == b["output_ids"] and len(a["output_ids"]) == 6
 
 
 def test_streaming_equals_the_whole_answer(served: tuple[Group, str]) -> None:
     full = greedy(served, "bloom int8", 6)
-    r = call(served, "/v1/completions", {"prompt": "bloom int8", "max_tokens": 6, "temperature": 0, "stream": True,
-                                         "stream_options": {"include_usage": True}}, stream=True)
+    r = call(
+        served,
+        "/v1/completions",
+        {
+            "prompt": "bloom int8",
+            "max_tokens": 6,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        stream=True,
+    )
     got = chunks(r)
     usage, text_chunks = got[-1], got[:-1]
     assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == len(full["token_ids"])
@@ -111,8 +133,12 @@ def test_stop_strings_end_the_text_before_them(served: tuple[Group, str]) -> Non
     stopped = greedy(served, prompt, 12, ignore_eos=True, stop=[stop, "never-seen"])
     assert stopped["text"] == want and stopped["finish_reason"] == "stop"
     assert len(stopped["token_ids"]) < len(free["token_ids"])
-    r = call(served, "/v1/completions", {"prompt": prompt, "max_tokens": 12, "temperature": 0, "ignore_eos": True,
-                                         "stop": stop, "stream": True}, stream=True)
+    r = call(
+        served,
+        "/v1/completions",
+        {"prompt": prompt, "max_tokens": 12, "temperature": 0, "ignore_eos": True, "stop": stop, "stream": True},
+        stream=True,
+    )
     got = chunks(r)
     texts = [c["choices"][0]["text"] for c in got]
     assert "".join(texts) == want and got[-1]["choices"][0]["finish_reason"] == "stop"
@@ -141,8 +167,7 @@ BAD = [
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "tools": [{}]}, 400, "tools"),
     ("/v1/chat/completions", {"messages": [{"role": "tool", "content": "hi"}]}, 400, "messages[0].role"),
     ("/v1/chat/completions", {"messages": []}, 400, "messages"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, 400,
-     "top_logprobs"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, 400, "top_logprobs"),
     ("/generate", {"input_ids": [1, 250], "max_new_tokens": 2}, 400, "input_ids"),
     ("/generate", {"input_ids": [], "max_new_tokens": 2}, 400, "input_ids"),
     ("/generate", {"input_ids": [1], "max_new_tokens": "many"}, 400, "max_new_tokens"),
@@ -154,8 +179,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("path", "body", "code", "param"), BAD, ids=[f"{p}-{b}"[:60] for p, b, _, _ in BAD])
-def test_bad_requests_get_4xx_naming_the_field(served: tuple[Group, str], path: str, body: object, code: int,
-                                               param: str) -> None:
+def test_bad_requests_get_4xx_naming_the_field(
+    served: tuple[Group, str], path: str, body: object, code: int, param: str
+) -> None:
     r = call(served, path, body)
     assert r.status_code == code, r.text
     error = r.json()["error"]
@@ -172,19 +198,25 @@ def test_the_group_serves_normally_after_bad_requests(served: tuple[Group, str])
     assert status_of(raw_http(g, malformed)) == 400
     assert status_of(raw_http(g, head + b"\r\n")) == 411  # neither Content-Length nor chunked
     body = json.dumps({"prompt": [5, 6], "max_tokens": 4, "temperature": 0}).encode()
-    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n" + b"".join(
-        f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body[:7], body[7:])
-    ) + b"0\r\n\r\n"
+    chunked = (
+        head
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body[:7], body[7:]))
+        + b"0\r\n\r\n"
+    )
     answer = raw_http(g, chunked)
     assert status_of(answer) == 200, answer
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["choices"][0]["token_ids"] == before["token_ids"]
     assert status_of(raw_http(g, head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n")) == 400
     # a chunked body that stops short: the read times out, never a hang of the server
-    big = requests.post(g.api("/v1/completions"), data=b"x" * (10 << 20), headers={"Authorization": f"Bearer {key}"},
-                        timeout=60)
+    big = requests.post(
+        g.api("/v1/completions"), data=b"x" * (10 << 20), headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
     assert big.status_code == 413 and "exceeds the limit" in big.json()["error"]["message"]
-    assert requests.get(g.api("/v1/completions"), headers={"Authorization": f"Bearer {key}"},
-                        timeout=10).status_code == 405
+    assert (
+        requests.get(g.api("/v1/completions"), headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
+        == 405
+    )
     assert greedy(served, [5, 6], 4) == before
 
 
@@ -193,7 +225,9 @@ def test_a_client_that_leaves_frees_its_request(served: tuple[Group, str]) -> No
     pod0 = g.pods[0]
 
     def generated() -> float:
-        return metric(requests.get(pod0.url("/metrics"), timeout=5).text, 'bloom_worker_generated_tokens_total{rank="0"}')
+        return metric(
+            requests.get(pod0.url("/metrics"), timeout=5).text, 'bloom_worker_generated_tokens_total{rank="0"}'
+        )
 
     def running() -> float:
         return metric(requests.get(pod0.url("/metrics"), timeout=5).text, 'bloom_worker_running_requests{rank="0"}')
@@ -204,8 +238,11 @@ def test_a_client_that_leaves_frees_its_request(served: tuple[Group, str]) -> No
         host, port = g.http.removeprefix("http://").split(":")
         data = json.dumps({**body, "stream": stream}).encode()
         s = socket.create_connection((host, int(port)))
-        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  + f"Authorization: Bearer {key}\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+        s.sendall(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {key}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
         time.sleep(1.0)
         s.close()
         deadline = time.monotonic() + 10
