@@ -1,0 +1,172 @@
+/**
+ * `npm run bench:scale`: the operator at cluster scale on a local control plane with kwok GPU nodes.
+ *
+ *   1. baseline: one deployment of --groups groups alone (writes per group to compare with);
+ *   2. --deployments deployments of --groups groups applied at the same moment on a cluster they fit
+ *      exactly (nodes = deployments x groups x pods per group, placement.exclusive): time to all Ready,
+ *      groups recreated (epoch > 1 or status restarts), operator API writes per group;
+ *   3. idle: everything Ready and unchanged for --idle-seconds: operator CPU seconds per idle minute,
+ *      steady RSS;
+ *   4. --large groups (0 skips it): as many groups at once, for the RSS with that many pods cached.
+ *
+ * The operator is the real CLI process; its RSS (VmRSS, peak VmHWM) and CPU time come from /proc.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
+import type { BloomDeployment } from '../../operator/src/api/types.js';
+import { LABELS } from '../../operator/src/groups/labels.js';
+import type { E2eContext } from '../e2e/fixture.js';
+import { createBd, customObjects, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
+import {
+  LoadSampler, benchCluster, breakdown, deleteDeployment, keepLogs, log, machine, operatorRevision, operatorWrites, podEpochOf,
+  sec, sleep, startBenchOperator, versions, withCleanup, writeResults,
+} from './common.js';
+
+const args = yargs(hideBin(process.argv))
+  .option('deployments', { type: 'number', default: 25, describe: 'deployments applied at once' })
+  .option('groups', { type: 'number', default: 10, describe: 'groups (replicas) per deployment' })
+  .option('tp', { type: 'number', default: 8, describe: 'tensor-parallel size (8: one 8-GPU pod per group; 16: two)' })
+  .option('large', { type: 'number', default: 0, describe: 'groups of the large run (0 skips it), in deployments of --groups' })
+  .option('idle-seconds', { type: 'number', default: 60 })
+  .option('timeout-seconds', { type: 'number', default: 900 })
+  .strict().parseSync();
+
+const PODS_PER_GROUP = Math.max(1, args.tp / 8);
+const CLK_TCK = 100; // Linux USER_HZ
+
+interface ProcSample { rssKb: number; hwmKb: number; cpuS: number }
+
+function procSample(pid: number): ProcSample {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+  const cpuS = (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+  return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM'), cpuS };
+}
+
+/** Samples the operator's RSS every 500 ms; peakKb is the largest seen (VmHWM covers what falls between). */
+class RssSampler {
+  peakKb = 0;
+  private timer: NodeJS.Timeout | undefined;
+  constructor(private readonly pid: number) {}
+  start(): this { this.timer = setInterval(() => { this.peakKb = Math.max(this.peakKb, procSample(this.pid).rssKb); }, 500); this.timer.unref(); return this; }
+  stop(): void { clearInterval(this.timer); }
+}
+
+const mb = (kb: number) => (kb / 1024).toFixed(0);
+
+async function listBds(ctx: E2eContext): Promise<BloomDeployment[]> {
+  const res = await customObjects(ctx.kc).listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ctx.namespace, plural: PLURAL });
+  return (res as { items: BloomDeployment[] }).items;
+}
+
+interface Wave { name: string; deployments: number; groups: number; readyMs: number; recreated: number; writes: number; byKind: string; rssPeakKb: number }
+
+/** Applies `deployments` deployments of `groups` groups at once and waits until every one is Ready. */
+async function wave(ctx: E2eContext, operator: OperatorProcess, name: string, deployments: number, groups: number): Promise<Wave> {
+  const names = Array.from({ length: deployments }, (_, i) => `${name}-${i}`);
+  const rss = new RssSampler(operator.process.pid).start();
+  const t0 = Date.now();
+  await Promise.all(names.map((n) => createBd(ctx, testDeployment(n, { replicas: groups, tensorParallelSize: args.tp, placement: { exclusive: true } }))));
+  let readyAt = NaN;
+  const deadline = t0 + args['timeout-seconds'] * 1000;
+  while (Date.now() < deadline) {
+    const bds = (await listBds(ctx)).filter((b) => names.includes(b.metadata.name ?? ''));
+    if (bds.length === deployments && bds.every((b) => (b.status?.readyReplicas ?? 0) === groups)) { readyAt = Date.now(); break; }
+    await sleep(250);
+  }
+  await sleep(1000);
+  rss.stop();
+  if (!Number.isFinite(readyAt)) log(`${name}: not all Ready within ${args['timeout-seconds']} s`);
+  const bds = (await listBds(ctx)).filter((b) => names.includes(b.metadata.name ?? ''));
+  const restarted = bds.flatMap((b) => (b.status?.groups ?? []).filter((g) => g.restarts > 0)).length;
+  const pods = (await ctx.core.listNamespacedPod({ namespace: ctx.namespace })).items;
+  const highEpoch = new Set(pods.filter((p) => podEpochOf(p) > 1).map((p) => `${p.metadata?.labels?.[LABELS.deployment]}/${p.metadata?.labels?.[LABELS.group]}`)).size;
+  const writes = operatorWrites(ctx, t0);
+  return {
+    name, deployments, groups, readyMs: readyAt - t0, recreated: Math.max(restarted, highEpoch), writes: writes.length,
+    byKind: breakdown(writes).map((b) => `${b.count} ${b.key}`).join(', '), rssPeakKb: Math.max(rss.peakKb, procSample(operator.process.pid).rssKb),
+  };
+}
+
+async function clear(ctx: E2eContext): Promise<void> {
+  for (const b of await listBds(ctx)) await deleteDeployment(ctx, b.metadata.name ?? '');
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const load = new LoadSampler().start();
+  const fleetGroups = args.deployments * args.groups;
+  const nodes = Math.max(fleetGroups, args.large) * PODS_PER_GROUP;
+  log(`bench:scale: ${args.deployments} x ${args.groups} groups (TP=${args.tp}) at once on ${nodes} nodes; large run ${args.large || 'skipped'}`);
+  const cluster = await benchCluster(nodes);
+  let operator: OperatorProcess | undefined;
+  const waves: Wave[] = [];
+  let idle = { cpuPerMin: NaN, rssKb: NaN, groups: 0 };
+  let startRssKb = NaN;
+  let logs: string | undefined;
+
+  await withCleanup(async () => {
+    await operator?.stop();
+    logs = keepLogs(cluster, 'scale');
+    await cluster.down();
+    load.stop();
+  }, async () => {
+    const started = await startBenchOperator(cluster, 'bench-scale');
+    const ctx = started.ctx;
+    operator = started.operator;
+    await sleep(5000);
+    startRssKb = procSample(operator.process.pid).rssKb;
+
+    waves.push(await wave(ctx, operator, 'baseline', 1, args.groups));
+    await clear(ctx);
+    waves.push(await wave(ctx, operator, 'fleet', args.deployments, args.groups));
+    log(`fleet: Ready in ${sec(waves.at(-1)!.readyMs)} s, ${waves.at(-1)!.recreated} groups recreated`);
+
+    await sleep(10_000); // the last status writes and events settle
+    const before = procSample(operator.process.pid);
+    await sleep(args['idle-seconds'] * 1000);
+    const after = procSample(operator.process.pid);
+    idle = { cpuPerMin: (after.cpuS - before.cpuS) / (args['idle-seconds'] / 60), rssKb: after.rssKb, groups: fleetGroups };
+    log(`idle: ${idle.cpuPerMin.toFixed(3)} CPU s per minute, RSS ${mb(idle.rssKb)} MB`);
+
+    if (args.large > 0) {
+      await clear(ctx);
+      waves.push(await wave(ctx, operator, 'large', Math.ceil(args.large / args.groups), args.groups));
+    }
+  });
+
+  const v = versions();
+  const row = (w: Wave) => `| ${w.name} | ${w.deployments} x ${w.groups} | ${w.deployments * w.groups * PODS_PER_GROUP} | ${sec(w.readyMs)} | ${w.recreated} | ${(w.writes / (w.deployments * w.groups)).toFixed(2)} | ${mb(w.rssPeakKb)} |`;
+  const md = `## Scale: many deployments at once (\`npm run bench:scale\`)
+
+| | |
+|---|---|
+| command | \`npm run bench:scale -- --deployments ${args.deployments} --groups ${args.groups} --tp ${args.tp} --large ${args.large} --idle-seconds ${args['idle-seconds']}\` |
+| date | ${new Date().toISOString()} |
+| versions | Kubernetes ${v.KUBERNETES_VERSION}, etcd ${v.ETCD_VERSION}, kwok ${v.KWOK_VERSION}; operator ${operatorRevision()}, real CLI process, 4 workers |
+| machine | ${hostname()}: ${machine()} |
+| concurrent load | ${load.describe()} |
+| cluster | ${nodes} kwok nodes x 8 GPUs (an exact fit for the fleet: placement.exclusive, ${PODS_PER_GROUP} pod(s) of 8 GPUs per group) |
+| wall time | ${((Date.now() - started) / 1000).toFixed(0)} s |
+
+| run | deployments x groups | rank pods | all Ready (s) | groups recreated | operator writes per group | operator RSS peak (MB) |
+|---|---|---:|---:|---:|---:|---:|
+${waves.map(row).join('\n')}
+
+Operator RSS after start (nothing cached but the CRD's objects): ${mb(startRssKb)} MB. Idle, ${idle.groups} groups Ready and unchanged for ${args['idle-seconds']} s: **${idle.cpuPerMin.toFixed(3)} CPU s per minute** (${(idle.cpuPerMin / 60 * 100).toFixed(2)} % of a core), RSS ${mb(idle.rssKb)} MB.
+
+Writes by kind: ${waves.map((w) => `${w.name}: ${w.byKind}`).join('; ')}.${logs ? ` Logs: ${logs.replace(/^.*\/\.cluster\//, '.cluster/')} (not committed).` : ''}
+`;
+  console.log('\n' + md);
+  log(`wrote ${writeResults('bench:scale', md)}`);
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  console.error('bench:scale failed:', err);
+  process.exit(1);
+});
