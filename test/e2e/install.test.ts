@@ -73,6 +73,7 @@ describe('Helm install: the chart\'s RBAC is sufficient and necessary', function
     ['bloomdeployments/status', 'update', 'no status can be reported'],
     ['services', 'create', 'no group Service: the rendezvous DNS name cannot exist'],
     ['bloomdeployments/finalizers', 'update', 'no owned object can set blockOwnerDeletion under OwnerReferencesPermissionEnforcement'],
+    ['networkpolicies', 'create', 'no group NetworkPolicy: the group\'s pods are never created without it'],
   ];
   for (const [i, [resource, verb, why]] of removals.entries()) {
     it(`fails the same flow without "${verb}" on ${resource} (${why})`, async () => {

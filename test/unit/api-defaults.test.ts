@@ -20,10 +20,13 @@ describe('api: defaults', () => {
       httpPort: 8000,
       healthPort: 8001,
       terminationGracePeriodSeconds: 30,
+      podSecurityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
     });
     assert.deepEqual(spec.placement, { topologyKey: 'kubernetes.io/hostname', exclusive: false });
     assert.deepEqual(spec.gang, { policy: 'SchedulingGates' });
-    assert.deepEqual(spec.rendezvous, { port: 29500, timeoutSeconds: 900 });
+    assert.deepEqual(spec.rendezvous, { port: 29500, timeoutSeconds: 900, ephemeralPorts: { min: 40000, max: 44999 } });
+    assert.deepEqual(spec.network, { policy: 'Isolated', httpFrom: [{ podSelector: {} }], healthFrom: [{ podSelector: {} }] });
     assert.deepEqual(spec.failurePolicy, DEFAULTS.failurePolicy);
     assert.deepEqual(spec.rollout, { maxSurge: 1, maxUnavailable: 0, progressDeadlineSeconds: 600 });
   });

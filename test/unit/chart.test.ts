@@ -53,6 +53,7 @@ const WATCHED_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['get', 'list', 'watch', 'create', 'delete', 'patch'] },
 ];
 const CLUSTER_RULES: PolicyRule[] = [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }];
 const LEADER_RULES: PolicyRule[] = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }];
@@ -141,8 +142,20 @@ describe('helm chart charts/bloom-operator', function () {
         'Service',
         'Service',
         'ServiceAccount',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
         'ValidatingWebhookConfiguration',
       ]);
+    });
+
+    it('warns, never refuses, about hostPath model sources, in every namespace', () => {
+      const policy = one(objs, 'ValidatingAdmissionPolicy', 'rel-bloom-operator-hostpath-source');
+      assert.deepEqual(policy.spec.matchConstraints.resourceRules, [{ apiGroups: ['inference.bloom.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['bloomdeployments'] }]);
+      assert.equal(policy.spec.failurePolicy, 'Ignore');
+      assert.deepEqual(policy.spec.validations.map((v: Any) => v.expression), ['!has(object.spec.model.source.hostPath)']);
+      assert.match(policy.spec.validations[0].messageExpression, /Baseline and Restricted Pod Security Standards forbid hostPath/);
+      const binding = one(objs, 'ValidatingAdmissionPolicyBinding', 'rel-bloom-operator-hostpath-source');
+      assert.deepEqual([binding.spec.policyName, binding.spec.validationActions, binding.spec.matchResources], [policy.metadata.name, ['Warn'], undefined]);
     });
 
     it('serves the eviction webhook with a certificate its configuration trusts, for every eviction, never blocking one', () => {
@@ -280,8 +293,15 @@ describe('helm chart charts/bloom-operator', function () {
         'Service',
         'ServiceAccount',
         'ServiceMonitor',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
         'ValidatingWebhookConfiguration',
       ]);
+    });
+
+    it('binds the hostPath warning to the watched namespace only', () => {
+      const binding = one(objs, 'ValidatingAdmissionPolicyBinding');
+      assert.deepEqual(binding.spec.matchResources, { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ml' } } });
     });
 
     it('grants the watched rules in the watched namespace only (no nodes), leases in the release namespace', () => {
@@ -360,7 +380,7 @@ describe('helm chart charts/bloom-operator', function () {
     });
 
     it('renders no RBAC with rbac.create=false and no leader-election Role without leader election', () => {
-      assert.deepEqual(kinds(render(['--set', 'rbac.create=false,drainWebhook.enabled=false'])), ['Deployment', 'Service', 'ServiceAccount']);
+      assert.deepEqual(kinds(render(['--set', 'rbac.create=false,drainWebhook.enabled=false,admissionPolicies.enabled=false'])), ['Deployment', 'Service', 'ServiceAccount']);
       const o = render(['--set', 'leaderElection.enabled=false,replicaCount=1']);
       assert.equal(o.filter((x) => x.kind === 'Role').length, 0);
       const args: string[] = one(o, 'Deployment').spec.template.spec.containers[0].args;

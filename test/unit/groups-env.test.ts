@@ -23,7 +23,7 @@ describe('groups: pod env', () => {
         const env = groupPodEnv({ bd, group: 1, pod, epoch: 4, clusterDomain: CLUSTER_DOMAIN });
         const names = env.map((e) => e.name);
         assert.equal(new Set(names).size, names.length, 'duplicate names');
-        assert.deepEqual(names, podNames, 'contract names in contract order');
+        assert.deepEqual(names, [...podNames, 'TMPDIR', 'HOME', 'TRITON_CACHE_DIR'], 'contract names in contract order, then the scratch directory');
         const vars = envMap(env);
         assert.deepEqual(
           [vars.WORLD_SIZE, vars.NNODES, vars.NODE_RANK, vars.NPROC_PER_NODE, vars.MASTER_PORT],
@@ -53,11 +53,19 @@ describe('groups: pod env', () => {
     });
     const env = groupPodEnv({ bd, group: 0, pod: 1, epoch: 0, clusterDomain: 'example.org' });
     const names = env.map((e) => e.name);
-    assert.deepEqual(names.slice(podNames.length), ['NCCL_DEBUG', 'NCCL_P2P_LEVEL', 'HF_HOME', 'NCCL_IB_DISABLE']);
+    assert.deepEqual(names.slice(podNames.length), ['TMPDIR', 'HOME', 'TRITON_CACHE_DIR', 'NCCL_DEBUG', 'NCCL_P2P_LEVEL', 'HF_HOME', 'NCCL_IB_DISABLE']);
     const vars = envMap(env);
     assert.equal(vars.NCCL_IB_DISABLE, '0', 'the user entry replaces the NCCL setting of the same name');
     assert.equal(vars.MASTER_PORT, '29600');
     assert.equal(vars.MASTER_ADDR, 'bloom-g0-p0.bloom-g0.serving.svc.example.org');
+  });
+
+  it('points pod 0, and only pod 0, at the mounted API key file, never at the key itself', () => {
+    const bd = bloomDeployment(16, { placement: { topologyKey: 'nvidia.com/gpu.clique' }, worker: { image: 'w', apiKeySecretRef: { name: 'api', key: 'token' } } });
+    const [pod0, pod1] = [0, 1].map((pod) => envMap(groupPodEnv({ bd, group: 0, pod, epoch: 1, clusterDomain: CLUSTER_DOMAIN })));
+    assert.equal(pod0!.BLOOM_API_KEY_FILE, '/var/run/secrets/bloom/api-key');
+    assert.equal(pod1!.BLOOM_API_KEY_FILE, undefined);
+    assert.ok(!Object.values(pod0!).includes('token'));
   });
 
   it('passes valueFrom through', () => {

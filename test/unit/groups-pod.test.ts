@@ -140,6 +140,7 @@ describe('groups: desired group pods', () => {
     assert.deepEqual(container.volumeMounts, [
       { name: 'dshm', mountPath: '/dev/shm' },
       { name: 'model', mountPath: '/models', readOnly: true },
+      { name: 'scratch', mountPath: '/tmp' },
     ]);
     assert.deepEqual(pod.spec?.volumes?.[1], { name: 'model', persistentVolumeClaim: { claimName: 'shards', readOnly: true } });
     const health = container.ports?.find((p) => p.name === 'health');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
+import { desiredGroupNetworkPolicy, type NetworkPolicy } from '../../operator/src/groups/network-policy.js';
 import { desiredGroupPdb } from '../../operator/src/groups/pdb.js';
 import { desiredGroupPod } from '../../operator/src/groups/pod.js';
 import { podRevision } from '../../operator/src/groups/revision.js';
@@ -37,10 +38,16 @@ function pdb(index: number): V1PodDisruptionBudget {
   return p;
 }
 
+function policy(index: number, epoch = 1): NetworkPolicy {
+  const p = desiredGroupNetworkPolicy(bd, index, epoch);
+  p.metadata = { ...p.metadata, uid: `np-${index}`, resourceVersion: '4' };
+  return p;
+}
+
 const clientService = (): V1Service => ({ ...desiredClientService(bd), metadata: { ...desiredClientService(bd).metadata, resourceVersion: '5', uid: 'client' } });
 const serving = (): DeploymentObservation => ({
   bd, services: [clientService(), groupService(0), groupService(1)], pods: [servingPod(0), servingPod(1)], pdbs: [pdb(0), pdb(1)],
-  nodes: undefined, now: T0 + 60_000, clusterDomain: CLUSTER_DOMAIN,
+  networkPolicies: [policy(0), policy(1)], nodes: undefined, now: T0 + 60_000, clusterDomain: CLUSTER_DOMAIN,
 });
 const writes = (actions: readonly Action[]) => actions.map((a) => `${a.scope}:${a.kind}`).sort();
 
@@ -49,14 +56,14 @@ describe('planDeployment (one reconcile, pure)', () => {
     { name: 'a serving deployment that matches its spec costs no write', obs: serving, writes: [], phase: 'Available' },
     {
       name: 'an empty cache creates the client Service, each group (Service, pod) and each budget, in their scopes',
-      obs: () => ({ ...serving(), services: [], pods: [], pdbs: [] }),
-      writes: ['budget/0:createPdb', 'budget/1:createPdb', 'deployment:createService', 'group/0:createPod', 'group/0:createService', 'group/1:createPod', 'group/1:createService'],
+      obs: () => ({ ...serving(), services: [], pods: [], pdbs: [], networkPolicies: [] }),
+      writes: ['budget/0:createPdb', 'budget/1:createPdb', 'deployment:createService', 'group/0:createNetworkPolicy', 'group/0:createPod', 'group/0:createService', 'group/1:createNetworkPolicy', 'group/1:createPod', 'group/1:createService'],
       phase: 'Progressing',
     },
     {
       name: 'pods whose group Service the cache does not show are deleted as orphans to confirm live; their indices wait',
       obs: () => ({ ...serving(), services: [clientService()] }),
-      writes: ['budget/2:createPdb', 'budget/3:createPdb', 'group/0:deletePod', 'group/1:deletePod', 'group/2:createPod', 'group/2:createService', 'group/3:createPod', 'group/3:createService'],
+      writes: ['budget/2:createPdb', 'budget/3:createPdb', 'group/0:deletePod', 'group/1:deletePod', 'group/2:createNetworkPolicy', 'group/2:createPod', 'group/2:createService', 'group/3:createNetworkPolicy', 'group/3:createPod', 'group/3:createService'],
       check: (actions) => assert.deepEqual(actions.filter((a) => a.kind === 'deletePod').map((a) => a.kind === 'deletePod' && a.orphanOf), ['bloom-g0', 'bloom-g1']),
     },
     {
@@ -126,12 +133,15 @@ describe('planDeployment (one reconcile, pure)', () => {
         o.pods[1]!.status!.phase = 'Failed';
         return o;
       },
-      writes: ['group/1:deletePod', 'group/1:patchRecord'],
+      writes: ['group/1:applyNetworkPolicy', 'group/1:deletePod', 'group/1:patchRecord'],
       check: (actions) => {
         const record = actions.find((a) => a.kind === 'patchRecord');
         assert.ok(record?.kind === 'patchRecord');
         assert.equal(record.resourceVersion, '11');
         assert.equal(record.selector?.['inference.bloom.dev/epoch'], '2');
+        const apply = actions.find((a) => a.kind === 'applyNetworkPolicy');
+        assert.ok(apply?.kind === 'applyNetworkPolicy');
+        assert.deepEqual(apply.policy.spec, desiredGroupNetworkPolicy(bd, 1, 2).spec, 'the rendezvous ports admit the new incarnation only');
       },
     },
     {
@@ -142,7 +152,27 @@ describe('planDeployment (one reconcile, pure)', () => {
         o.pods[0]!.status!.phase = 'Failed';
         return { ...o, services: [clientService(), groupService(0, { restartTimes: [T0], restarts: 1 }), groupService(1, { resetToken: 'now' })] };
       },
-      writes: ['group/0:deletePod', 'group/0:patchRecord'],
+      writes: ['group/0:applyNetworkPolicy', 'group/0:deletePod', 'group/0:patchRecord'],
+    },
+    {
+      name: 'a hand-edited NetworkPolicy is applied back',
+      obs: () => {
+        const o = serving();
+        o.networkPolicies[0]!.spec!.ingress = [];
+        return o;
+      },
+      writes: ['group/0:applyNetworkPolicy'],
+    },
+    {
+      name: 'a removed group keeps its NetworkPolicy while its pods terminate; a policy without group or pods is deleted (by uid)',
+      obs: () => ({ ...serving(), bd: { ...bd, spec: { ...bd.spec, replicas: 1 } }, networkPolicies: [policy(0), policy(1), policy(7)] }),
+      writes: ['budget/1:deletePdb', 'group/1:deletePod', 'group/1:deleteService', 'group/7:deleteNetworkPolicy'],
+      check: (actions) => assert.ok(actions.some((a) => a.kind === 'deleteNetworkPolicy' && a.uid === 'np-7')),
+    },
+    {
+      name: 'spec.network.policy None deletes the groups\' NetworkPolicies and creates none',
+      obs: () => ({ ...serving(), bd: { ...bd, spec: { ...bd.spec, network: { ...bd.spec.network, policy: 'None' } } } }),
+      writes: ['group/0:deleteNetworkPolicy', 'group/1:deleteNetworkPolicy'],
     },
   ];
   for (const c of cases) {
@@ -163,7 +193,7 @@ describe('planDeployment (one reconcile, pure)', () => {
   });
 
   it('tags events with the scope whose writes they report', () => {
-    const plan = planDeployment({ ...serving(), services: [], pods: [], pdbs: [] });
+    const plan = planDeployment({ ...serving(), services: [], pods: [], pdbs: [], networkPolicies: [] });
     assert.deepEqual(plan.events.map((e) => `${e.scope}:${e.reason}`), ['group/0:GroupCreated', 'group/1:GroupCreated']);
   });
 });

@@ -648,7 +648,7 @@ describe('computeStatus (BloomDeployment status from group plans)', () => {
         metadata: { name: 'bloom', namespace: 'serving', uid: 'uid-1', generation: 2 },
         spec: { replicas: 2, tensorParallelSize: 8, rollout: { progressDeadlineSeconds: 30 }, model: { source: { hostPath: { path: '/m' } } }, worker: { image: 'w:1' } },
       });
-      const plan = (bd: BloomDeployment, now: number) => planDeployment({ bd, services: [], pods: [], pdbs: [], nodes: undefined, now, clusterDomain: 'cluster.local' });
+      const plan = (bd: BloomDeployment, now: number) => planDeployment({ bd, services: [], pods: [], pdbs: [], networkPolicies: [], nodes: undefined, now, clusterDomain: 'cluster.local' });
 
       it('a reconcile that starts the clock asks to look again at the deadline', () => {
         const p = plan(fresh(), at(0));

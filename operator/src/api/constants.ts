@@ -31,3 +31,8 @@ export const DNS_LABEL_MAX = 63;
 export const LONGEST_NAME_SUFFIX = `-g${MAX_REPLICAS - 1}-p${MAX_TENSOR_PARALLEL_SIZE - 1}`.length;
 /** Longest metadata.name a BloomDeployment may have so that every derived hostname and Service name fits a DNS label. */
 export const MAX_NAME_LENGTH = DNS_LABEL_MAX - LONGEST_NAME_SUFFIX;
+
+/** Prefix of every label and annotation key the operator owns on the objects it creates. */
+export const OPERATOR_KEY_PREFIX = `${API_GROUP}/`;
+/** The standard app.kubernetes.io labels the operator puts on every owned object (values: bloom-worker, the deployment, bloom-operator). */
+export const COMMON_LABEL_KEYS = { name: 'app.kubernetes.io/name', instance: 'app.kubernetes.io/instance', managedBy: 'app.kubernetes.io/managed-by' } as const;

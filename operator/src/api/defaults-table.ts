@@ -21,6 +21,9 @@ export const DEFAULTS = {
     httpPort: 8000,
     healthPort: 8001,
     terminationGracePeriodSeconds: 30,
+    /** The worker image's user and group (images/worker/Dockerfile: USER 10001:10001). */
+    uid: 10001,
+    gid: 10001,
   },
   placement: {
     topologyKey: 'kubernetes.io/hostname',
@@ -32,6 +35,11 @@ export const DEFAULTS = {
   rendezvous: {
     port: 29500,
     timeoutSeconds: 900,
+    /** The pods' ephemeral port range (net.ipv4.ip_local_port_range): 5000 ports, outside the other ports. */
+    ephemeralPorts: { min: 40000, max: 44999 },
+  },
+  network: {
+    policy: 'Isolated',
   },
   failurePolicy: {
     maxGroupRestarts: 5,

@@ -9,7 +9,8 @@ import {
   isReservedEnvName,
 } from './env-contract.js';
 import { array, boolean, defaultedSection, integer, object, quantity, rule, string, stringMap, type CelRule, type Schema } from './schema-builder.js';
-import type { ModelSource, Quantity, WorkerEnvVar } from './types.js';
+import { apiKeySecretRefSchema, containerSecurityContextSchema, networkSchema, podMetadataSchema, podSecurityContextSchema } from './schema-security.js';
+import type { ModelSource, PortRange, Quantity, WorkerEnvVar } from './types.js';
 
 /** Qualified name (label key, extended resource name): optional DNS-subdomain prefix and '/', then a name of at most 63 characters. */
 export const QUALIFIED_NAME_REGEX =
@@ -241,6 +242,16 @@ function workerSchema(): Schema {
         'Seconds a pod (its launcher, which forwards SIGTERM to every rank) gets between SIGTERM and SIGKILL.',
         DEFAULTS.worker.terminationGracePeriodSeconds,
       ),
+      podSecurityContext: podSecurityContextSchema(),
+      securityContext: containerSecurityContextSchema(),
+      runtimeClassName: string('RuntimeClass of the rank pods (e.g. nvidia, or a sandboxed runtime).', { maxLength: 253 }),
+      imagePullSecrets: array(
+        'Secrets (in the BloomDeployment namespace) to pull the worker and model images with.',
+        object('A Secret of type kubernetes.io/dockerconfigjson.', { name: string('Name of the Secret.', { minLength: 1, maxLength: 253 }) }, { required: ['name'] }),
+        { maxItems: 16 },
+      ),
+      podMetadata: podMetadataSchema(),
+      apiKeySecretRef: apiKeySecretRefSchema(),
     },
     { required: ['image'] },
   );
@@ -294,6 +305,18 @@ function rendezvousSchema(): Schema {
         ),
       ],
     }),
+    ephemeralPorts: defaultedSection(object(
+      `The pods' ephemeral port range (the sysctl net.ipv4.ip_local_port_range, which the restricted Pod Security Standard allows): NCCL's bootstrap and socket transport, gloo, and the store's clients listen on or connect from ports the kernel picks from it, as none of them can be pinned, so the group's NetworkPolicy names this range. Default ${DEFAULTS.rendezvous.ephemeralPorts.min}-${DEFAULTS.rendezvous.ephemeralPorts.max}.`,
+      {
+        min: integer('First port of the range.', { minimum: 1024, maximum: 65535, default: DEFAULTS.rendezvous.ephemeralPorts.min }),
+        max: integer('Last port of the range.', { minimum: 1024, maximum: 65535, default: DEFAULTS.rendezvous.ephemeralPorts.max }),
+      },
+      {
+        'x-kubernetes-validations': [
+          rule('self.min < self.max', 'spec.rendezvous.ephemeralPorts.min must be below spec.rendezvous.ephemeralPorts.max', (self: PortRange) => self.min < self.max),
+        ],
+      },
+    )),
   });
 }
 
@@ -442,6 +465,7 @@ export function specSchema(): Schema {
         },
       )),
       rendezvous: defaultedSection(rendezvousSchema()),
+      network: networkSchema(),
       failurePolicy: defaultedSection(failurePolicySchema()),
       rollout: defaultedSection(rolloutSchema()),
     },
@@ -457,6 +481,14 @@ export function specSchema(): Schema {
             (self.worker.httpPort !== self.worker.healthPort &&
             self.rendezvous.port !== self.worker.httpPort &&
             self.rendezvous.port !== self.worker.healthPort),
+        ),
+        rule(
+          '[self.rendezvous.port, has(self.worker) ? self.worker.httpPort : 0, has(self.worker) ? self.worker.healthPort : 0].all(p, p < self.rendezvous.ephemeralPorts.min || p > self.rendezvous.ephemeralPorts.max)',
+          'spec.rendezvous.port, spec.worker.httpPort and spec.worker.healthPort must lie outside spec.rendezvous.ephemeralPorts (the kernel hands those ports out)',
+          (self: { worker?: { httpPort: number; healthPort: number }; rendezvous: { port: number; ephemeralPorts: PortRange } }) =>
+            [self.rendezvous.port, self.worker?.httpPort ?? 0, self.worker?.healthPort ?? 0]
+              .every((p) => p < self.rendezvous.ephemeralPorts.min || p > self.rendezvous.ephemeralPorts.max),
+          { fieldPath: '.rendezvous.ephemeralPorts' },
         ),
       ],
     },

@@ -54,6 +54,46 @@ export interface WorkerEnvVar {
   value?: string;
   valueFrom?: EnvVarSource;
 }
+/** A key of a Secret in the BloomDeployment namespace. */
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+export interface SeccompProfile {
+  type: 'RuntimeDefault' | 'Localhost' | 'Unconfined';
+  localhostProfile?: string;
+}
+export interface SELinuxOptions {
+  user?: string;
+  role?: string;
+  type?: string;
+  level?: string;
+}
+/** Fields a pod's and a container's securityContext share (as in the Pod API). */
+export interface CommonSecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  seccompProfile?: SeccompProfile;
+  seLinuxOptions?: SELinuxOptions;
+}
+/** The worker container's securityContext (a subset of the Pod API's; defaults pass the restricted Pod Security Standard). */
+export interface ContainerSecurityContext extends CommonSecurityContext {
+  allowPrivilegeEscalation?: boolean;
+  privileged?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  capabilities?: { add?: string[]; drop?: string[] };
+}
+/** The rank pods' securityContext (a subset of the Pod API's; defaults pass the restricted Pod Security Standard). */
+export interface PodSecurityContext extends CommonSecurityContext {
+  fsGroup?: number;
+  fsGroupChangePolicy?: 'Always' | 'OnRootMismatch';
+  supplementalGroups?: number[];
+}
+export interface PodMetadata {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
 export interface ResourceRequirements {
   limits?: Record<string, Quantity>;
   requests?: Record<string, Quantity>;
@@ -73,6 +113,16 @@ export interface WorkerSpec {
   healthPort: number;
   serviceAccountName?: string;
   terminationGracePeriodSeconds: number;
+  /** Defaulted: non-root user 10001 (the worker image's), RuntimeDefault seccomp. */
+  podSecurityContext: PodSecurityContext;
+  /** Defaulted: no privilege escalation, every capability dropped, read-only root filesystem. */
+  securityContext: ContainerSecurityContext;
+  runtimeClassName?: string;
+  imagePullSecrets?: Array<{ name: string }>;
+  /** Extra labels and annotations of the rank pods; the operator's own keys are refused. */
+  podMetadata?: PodMetadata;
+  /** Bearer key of global rank 0's HTTP API, mounted read-only as a file (BLOOM_API_KEY_FILE). */
+  apiKeySecretRef?: SecretKeyRef;
 }
 
 export interface Toleration {
@@ -96,10 +146,38 @@ export interface GangSpec {
   policy: GangPolicy;
 }
 
+/** Inclusive port range. */
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
 export interface RendezvousSpec {
   port: number;
   timeoutSeconds: number;
   nccl?: Record<string, string>;
+  /** The pods' net.ipv4.ip_local_port_range: the ports NCCL, gloo and the store's clients bind to. */
+  ephemeralPorts: PortRange;
+}
+
+/** A NetworkPolicy peer (as in the NetworkPolicy API). */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+export interface NetworkPeer {
+  podSelector?: LabelSelector;
+  namespaceSelector?: LabelSelector;
+  ipBlock?: { cidr: string; except?: string[] };
+}
+export type NetworkPolicyMode = 'Isolated' | 'None';
+export interface NetworkSpec {
+  /** Isolated: one NetworkPolicy per group; None: none. */
+  policy: NetworkPolicyMode;
+  /** Who may reach global rank 0's HTTP port. */
+  httpFrom: NetworkPeer[];
+  /** Who may reach every pod's health and metrics port (the metrics scraper). */
+  healthFrom: NetworkPeer[];
 }
 
 export interface FailurePolicySpec {
@@ -130,6 +208,7 @@ export interface BloomDeploymentSpec {
   placement: PlacementSpec;
   gang: GangSpec;
   rendezvous: RendezvousSpec;
+  network: NetworkSpec;
   failurePolicy: FailurePolicySpec;
   rollout: RolloutSpec;
 }

@@ -50,6 +50,7 @@ function checkScalar(value: Value, node: Schema, path: string, errors: FieldErro
 }
 
 function checkArray(value: Value[], node: Schema, path: string, errors: FieldError[]): void {
+  if (node.minItems !== undefined && value.length < node.minItems) errors.push({ field: path, message: `${path}: Invalid value: ${value.length}: ${path} in body should have at least ${node.minItems} items` });
   if (node.maxItems !== undefined && value.length > node.maxItems) errors.push({ field: path, message: `${path}: Too many: ${value.length}: must have at most ${node.maxItems} items` });
   const keys = node['x-kubernetes-list-map-keys'];
   if (node['x-kubernetes-list-type'] === 'map' && keys) {

@@ -12,6 +12,7 @@ import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment } from '../api/types.js';
 import { LABELS } from '../groups/labels.js';
+import { NETWORK_POLICY_RESOURCE, type NetworkPolicy } from '../groups/network-policy.js';
 import { canonicalJson } from '../groups/revision.js';
 import type { Action } from '../lifecycle/actions.js';
 import { nodeView, type NodeView } from '../lifecycle/observe.js';
@@ -78,6 +79,8 @@ function writeFailure(action: Action, err: unknown): WriteFailure {
       case 'createPod': return `Pod ${action.pod.metadata?.name}`;
       case 'createPdb': case 'applyPdb': return `PodDisruptionBudget ${action.pdb.metadata?.name}`;
       case 'deletePdb': return `PodDisruptionBudget ${action.name}`;
+      case 'createNetworkPolicy': case 'applyNetworkPolicy': return `NetworkPolicy ${action.policy.metadata?.name}`;
+      case 'deleteNetworkPolicy': return `NetworkPolicy ${action.name}`;
       case 'deleteService': case 'patchRecord': return `Service ${action.name}`;
       case 'deletePod': case 'ungatePod': case 'setGroupReady': return `Pod ${action.name}`;
     }
@@ -95,6 +98,8 @@ function expectationOf(action: Action): Expectation | undefined {
     case 'deletePod': return { kind: 'absent', resource: 'pods', name: action.name, uid: action.uid };
     case 'deleteService': return { kind: 'absent', resource: 'services', name: action.name, uid: action.uid };
     case 'deletePdb': return { kind: 'absent', resource: 'poddisruptionbudgets', name: action.name, uid: action.uid };
+    case 'createNetworkPolicy': return { kind: 'present', resource: 'networkpolicies', name: action.policy.metadata!.name! };
+    case 'deleteNetworkPolicy': return { kind: 'absent', resource: 'networkpolicies', name: action.name, uid: action.uid };
     default: return undefined;
   }
 }
@@ -107,6 +112,7 @@ export class BloomController {
   private readonly services: Informer<V1Service>;
   private readonly nodes: Informer<V1Node> | undefined;
   private readonly pdbs: Informer<V1PodDisruptionBudget> | undefined;
+  private readonly networkPolicies: Informer<NetworkPolicy>;
   private readonly informers: Array<Informer<KubernetesObject>>;
   private readonly events: EventRecorder;
   private readonly log: Logger;
@@ -175,6 +181,14 @@ export class BloomController {
       });
       this.pdbs.onEvent(observing('poddisruptionbudgets'));
     }
+    // Listed as plain JSON, the shape of its watch events (client-node's typed list would rename `from`).
+    this.networkPolicies = new Informer<NetworkPolicy>({
+      ...common, name: 'networkpolicies', path: `/apis/networking.k8s.io/v1${scope}/networkpolicies`, labelSelector: owned,
+      list: async () => (namespace
+        ? await custom.listNamespacedCustomObject({ ...NETWORK_POLICY_RESOURCE, namespace, labelSelector: owned })
+        : await custom.listClusterCustomObject({ ...NETWORK_POLICY_RESOURCE, labelSelector: owned })) as KubernetesListObject<NetworkPolicy>,
+    });
+    this.networkPolicies.onEvent(observing('networkpolicies'));
     if (options.watchNodes ?? true) {
       this.nodes = new Informer<V1Node>({ ...common, name: 'nodes', path: '/api/v1/nodes', list: () => core.listNode() });
       this.nodes.onEvent((node) => {
@@ -184,7 +198,7 @@ export class BloomController {
     this.bds.onEvent((bd) => this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name)));
     this.pods.onEvent(observing('pods'));
     this.services.onEvent(observing('services'));
-    this.informers = [this.bds, this.pods, this.services, this.nodes, this.pdbs].filter((i) => i !== undefined) as Array<Informer<KubernetesObject>>;
+    this.informers = [this.bds, this.pods, this.services, this.networkPolicies, this.nodes, this.pdbs].filter((i) => i !== undefined) as Array<Informer<KubernetesObject>>;
   }
 
   /** True once every informer holds its initial list and the workers run. */
@@ -264,7 +278,7 @@ export class BloomController {
   }
 
   private lookup(namespace: string): CacheLookup {
-    const caches: Record<Resource, Informer<KubernetesObject> | undefined> = { pods: this.pods, services: this.services, poddisruptionbudgets: this.pdbs };
+    const caches: Record<Resource, Informer<KubernetesObject> | undefined> = { pods: this.pods, services: this.services, poddisruptionbudgets: this.pdbs, networkpolicies: this.networkPolicies };
     return (resource, name) => {
       const o = caches[resource]?.get(name, namespace);
       return o && { uid: o.metadata?.uid ?? '', resourceVersion: o.metadata?.resourceVersion ?? '', terminating: !!o.metadata?.deletionTimestamp };
@@ -306,6 +320,7 @@ export class BloomController {
       pods: this.pods.list(namespace).filter(ownedByThis),
       placementPods: this.pods.list(),
       pdbs: this.pdbs?.list(namespace).filter(ownedByThis),
+      networkPolicies: this.networkPolicies.list(namespace).filter(ownedByThis),
       nodes: this.nodeViews(),
       now,
       clusterDomain: this.options.clusterDomain ?? 'cluster.local',
@@ -379,6 +394,9 @@ export class BloomController {
       case 'createPdb': return w.createPdb(a.pdb);
       case 'applyPdb': await w.applyPdb(a.pdb); return;
       case 'deletePdb': await w.deletePdb(namespace, a.name, a.uid); return;
+      case 'createNetworkPolicy': return w.createNetworkPolicy(a.policy);
+      case 'applyNetworkPolicy': await w.applyNetworkPolicy(a.policy); return;
+      case 'deleteNetworkPolicy': await w.deleteNetworkPolicy(namespace, a.name, a.uid); return;
     }
   }
 }

@@ -7,7 +7,7 @@
 import type { Action } from '../lifecycle/actions.js';
 
 const STAGES: ReadonlyArray<ReadonlyArray<Action['kind']>> = [
-  ['createService', 'applyService', 'patchRecord', 'deleteService', 'createPdb', 'applyPdb', 'deletePdb'],
+  ['createService', 'applyService', 'patchRecord', 'deleteService', 'createPdb', 'applyPdb', 'deletePdb', 'createNetworkPolicy', 'applyNetworkPolicy', 'deleteNetworkPolicy'],
   ['deletePod'],
   ['createPod'],
   ['ungatePod', 'setGroupReady'],

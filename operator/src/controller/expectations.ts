@@ -8,7 +8,7 @@
  * so an object created and gone again between two reconciles is not awaited. An expectation the cache never
  * confirms expires after ttlMs (client-go: 5 minutes) and the key is planned anyway.
  */
-export type Resource = 'pods' | 'services' | 'poddisruptionbudgets';
+export type Resource = 'pods' | 'services' | 'poddisruptionbudgets' | 'networkpolicies';
 
 export type Expectation =
   /** A created object is in the cache; for a patch, with another resourceVersion than before it. */

@@ -7,6 +7,7 @@
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, type KubernetesObject, type V1PodDisruptionBudget, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
+import { NETWORK_POLICY_RESOURCE, type NetworkPolicy } from '../groups/network-policy.js';
 import { GANG_SCHEDULING_GATE, GROUP_READY_CONDITION } from '../groups/pod.js';
 import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
 
@@ -138,6 +139,23 @@ export class KubeWriter {
 
   deletePdb(namespace: string, name: string, uid: string) {
     return this.call('delete', 'poddisruptionbudgets', () => this.policy.deleteNamespacedPodDisruptionBudget({ name, namespace, body: { preconditions: { uid } } }), [404, 409]);
+  }
+
+  /** NetworkPolicies travel as plain JSON (see NetworkPolicy): through the generic object calls, which do not translate fields. */
+  createNetworkPolicy(policy: NetworkPolicy) {
+    const { name, namespace } = policy.metadata as { name: string; namespace: string };
+    return this.create('networkpolicies', policy,
+      async () => (await this.custom.createNamespacedCustomObject({ ...NETWORK_POLICY_RESOURCE, namespace, body: policy, fieldManager: FIELD_MANAGER })) as NetworkPolicy,
+      async () => (await this.custom.getNamespacedCustomObject({ ...NETWORK_POLICY_RESOURCE, namespace, name })) as NetworkPolicy);
+  }
+
+  applyNetworkPolicy(policy: NetworkPolicy) {
+    const { name, namespace } = policy.metadata as { name: string; namespace: string };
+    return this.call('patch', 'networkpolicies', () => this.custom.patchNamespacedCustomObject({ ...NETWORK_POLICY_RESOURCE, namespace, name, body: policy, fieldManager: FIELD_MANAGER, force: true }, serverSideApply));
+  }
+
+  deleteNetworkPolicy(namespace: string, name: string, uid: string) {
+    return this.call('delete', 'networkpolicies', () => this.custom.deleteNamespacedCustomObject({ ...NETWORK_POLICY_RESOURCE, namespace, name, body: { preconditions: { uid } } }), [404, 409]);
   }
 
   /** Writes status through the status subresource, guarded by the resourceVersion the status was computed from. */

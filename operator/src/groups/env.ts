@@ -1,12 +1,14 @@
 /**
  * The env of one pod of a group: exactly the pod part of contract/env.json (the torchrun shape of
- * the group, its PET_* mirrors, the BLOOM_* values), then NCCL settings, then the user's env. The
+ * the group, its PET_* mirrors, the BLOOM_* values), then the scratch directory's variables (and in
+ * pod 0 BLOOM_API_KEY_FILE), then NCCL settings, then the user's env. The
  * per-process RANK / LOCAL_RANK / LOCAL_WORLD_SIZE are the pod's launcher's to set.
  */
 import type { V1EnvVar } from '@kubernetes/client-node';
 import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment, WorkerEnvVar } from '../api/types.js';
 import { masterAddress } from './names.js';
+import { securityEnv } from './security.js';
 import { groupShape } from './shape.js';
 
 export interface PodEnvParams {
@@ -73,6 +75,6 @@ export function groupPodEnv(params: PodEnvParams): V1EnvVar[] {
     .filter(([name]) => !userNames.has(name))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, value]) => ({ name, value }));
-  const contract = Object.entries(contractEnv(params)).map(([name, value]) => ({ name, value }));
-  return [...contract, ...nccl, ...userEnv.map(toV1EnvVar)];
+  const operator = Object.entries({ ...contractEnv(params), ...securityEnv(spec, params.pod) }).map(([name, value]) => ({ name, value }));
+  return [...operator, ...nccl, ...userEnv.map(toV1EnvVar)];
 }

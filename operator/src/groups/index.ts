@@ -9,3 +9,5 @@ export * from './resources.js';
 export * from './pod.js';
 export * from './service.js';
 export * from './pdb.js';
+export * from './security.js';
+export * from './network-policy.js';

@@ -1,5 +1,5 @@
 /** Labels and annotations on the objects the operator owns, and the selectors built from them. */
-import { API_GROUP } from '../api/constants.js';
+import { API_GROUP, COMMON_LABEL_KEYS } from '../api/constants.js';
 import { groupServiceName } from './names.js';
 
 export const LABELS = {
@@ -27,9 +27,9 @@ export const ANNOTATIONS = {
 /** Standard app.kubernetes.io labels put on every owned object. */
 export function commonLabels(bd: string): Record<string, string> {
   return {
-    'app.kubernetes.io/name': 'bloom-worker',
-    'app.kubernetes.io/instance': bd,
-    'app.kubernetes.io/managed-by': 'bloom-operator',
+    [COMMON_LABEL_KEYS.name]: 'bloom-worker',
+    [COMMON_LABEL_KEYS.instance]: bd,
+    [COMMON_LABEL_KEYS.managedBy]: 'bloom-operator',
   };
 }
 

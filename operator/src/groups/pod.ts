@@ -11,6 +11,7 @@ import { ANNOTATIONS, LABELS, groupEpochSelector, groupPodLabels } from './label
 import { groupPodName, groupServiceName, podHostname } from './names.js';
 import { controllerOwnerReference } from './owner.js';
 import { podResources } from './resources.js';
+import { containerSecurityContext, podSecurityContext, securityVolumes } from './security.js';
 import { groupShape } from './shape.js';
 
 /** Scheduling gate on every new pod of a multi-pod group; the operator lifts it on all pods of a group at once (gang admission). */
@@ -60,15 +61,18 @@ function modelVolume(source: ModelSource): V1Volume {
   throw new Error('spec.model.source must set exactly one of persistentVolumeClaim, hostPath, image');
 }
 
-function volumes(spec: BloomDeploymentSpec): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+function volumes(spec: BloomDeploymentSpec, pod: number): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const security = securityVolumes(spec, pod);
   return {
     volumes: [
       { name: SHM_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: String(spec.worker.shmSize) } },
       modelVolume(spec.model.source),
+      ...security.volumes,
     ],
     mounts: [
       { name: SHM_VOLUME, mountPath: '/dev/shm' },
       { name: MODEL_VOLUME, mountPath: spec.model.mountPath, readOnly: true },
+      ...security.mounts,
     ],
   };
 }
@@ -163,6 +167,7 @@ function workerContainer(spec: BloomDeploymentSpec, params: GroupPodParams, moun
     ports: podPorts(spec, params.pod),
     resources: podResources(spec),
     volumeMounts: mounts,
+    securityContext: containerSecurityContext(spec),
     ...podProbes(spec),
   };
   if (worker.imagePullPolicy) container.imagePullPolicy = worker.imagePullPolicy;
@@ -182,7 +187,8 @@ export function desiredGroupPod(params: GroupPodParams): V1Pod {
   const { spec } = bd;
   const name = bd.metadata.name ?? '';
   const { group, epoch, revision } = params;
-  const { volumes: podVolumes, mounts } = volumes(spec);
+  const { volumes: podVolumes, mounts } = volumes(spec, params.pod);
+  const extra = spec.worker.podMetadata;
   const placement = spec.placement;
   const affinity = podAffinity(spec, name, group, epoch, params.domain);
   const pod: V1Pod = {
@@ -191,8 +197,8 @@ export function desiredGroupPod(params: GroupPodParams): V1Pod {
     metadata: {
       name: groupPodName(name, group, params.pod, epoch),
       namespace: bd.metadata.namespace,
-      labels: { ...groupPodLabels(name, group, params.pod, epoch, revision), ...(params.domain === undefined ? {} : { [LABELS.domain]: params.domain }) },
-      annotations: { [ANNOTATIONS.tensorParallelSize]: String(spec.tensorParallelSize), [ANNOTATIONS.gpusPerPod]: String(spec.gpusPerPod) },
+      labels: { ...extra?.labels, ...groupPodLabels(name, group, params.pod, epoch, revision), ...(params.domain === undefined ? {} : { [LABELS.domain]: params.domain }) },
+      annotations: { ...extra?.annotations, [ANNOTATIONS.tensorParallelSize]: String(spec.tensorParallelSize), [ANNOTATIONS.gpusPerPod]: String(spec.gpusPerPod) },
       ownerReferences: [controllerOwnerReference(bd)],
     },
     spec: {
@@ -200,6 +206,7 @@ export function desiredGroupPod(params: GroupPodParams): V1Pod {
       subdomain: groupServiceName(name, group),
       restartPolicy: 'Never',
       enableServiceLinks: false,
+      securityContext: podSecurityContext(spec),
       terminationGracePeriodSeconds: spec.worker.terminationGracePeriodSeconds,
       schedulingGates: isGangGated(spec) ? [{ name: GANG_SCHEDULING_GATE }] : [],
       ...(groupShape(spec).pods > 1 ? { readinessGates: [{ conditionType: GROUP_READY_CONDITION }] } : {}),
@@ -215,6 +222,8 @@ export function desiredGroupPod(params: GroupPodParams): V1Pod {
   if (placement.tolerations && placement.tolerations.length > 0) podSpec.tolerations = structuredClone(placement.tolerations);
   if (placement.priorityClassName) podSpec.priorityClassName = placement.priorityClassName;
   if (placement.schedulerName) podSpec.schedulerName = placement.schedulerName;
+  if (spec.worker.runtimeClassName) podSpec.runtimeClassName = spec.worker.runtimeClassName;
+  if (spec.worker.imagePullSecrets && spec.worker.imagePullSecrets.length > 0) podSpec.imagePullSecrets = structuredClone(spec.worker.imagePullSecrets);
   return pod;
 }
 

@@ -1,5 +1,6 @@
 /** What a reconcile asks the controller to write: the only output of the pure planning functions. */
 import type { V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
+import type { NetworkPolicy } from '../groups/network-policy.js';
 
 export type Write =
   /** Create an object the caches do not show; one that exists and is not controlled by this deployment is an error. */
@@ -18,7 +19,11 @@ export type Write =
   | { kind: 'setGroupReady'; name: string; ready: boolean; message: string }
   | { kind: 'createPdb'; pdb: V1PodDisruptionBudget }
   | { kind: 'applyPdb'; pdb: V1PodDisruptionBudget }
-  | { kind: 'deletePdb'; name: string; uid: string };
+  | { kind: 'deletePdb'; name: string; uid: string }
+  /** A group's NetworkPolicy: created with the group (before its pods), applied when it drifted (a new epoch), deleted with it. */
+  | { kind: 'createNetworkPolicy'; policy: NetworkPolicy }
+  | { kind: 'applyNetworkPolicy'; policy: NetworkPolicy }
+  | { kind: 'deleteNetworkPolicy'; name: string; uid: string };
 
 /**
  * A write and the unit it belongs to: "deployment" (the client Service), "group/N", or "budget/N".

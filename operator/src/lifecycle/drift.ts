@@ -2,9 +2,11 @@
  * Whether an owned object still matches what the operator applies. Only the fields the operator
  * sets are compared, the way server-side apply owns them: labels it sets, the Service selector
  * (an atomic map: an extra key is drift), its own ports (others' ports are theirs), the budget's
- * spec. A drifted object is repaired with one apply; an unchanged one costs no write.
+ * spec, the whole spec of a NetworkPolicy. A drifted object is repaired with one apply; an unchanged one costs no write.
  */
 import type { V1PodDisruptionBudget, V1Service, V1ServicePort } from '@kubernetes/client-node';
+import type { NetworkPolicy } from '../groups/network-policy.js';
+import { canonicalJson } from '../groups/revision.js';
 
 const str = (v: unknown) => (v === undefined || v === null ? '' : String(v));
 const sameMap = (a: Record<string, string> | undefined, b: Record<string, string> | undefined) => {
@@ -37,8 +39,13 @@ export function budgetDrifted(existing: V1PodDisruptionBudget, desired: V1PodDis
     || str(have.unhealthyPodEvictionPolicy) !== str(want.unhealthyPodEvictionPolicy);
 }
 
+/** The operator owns a policy's whole spec (desired policies carry no empty members, as the API server omits them). */
+export function networkPolicyDrifted(existing: NetworkPolicy, desired: NetworkPolicy): boolean {
+  return !hasLabels(existing.metadata?.labels, desired.metadata?.labels) || canonicalJson(existing.spec ?? {}) !== canonicalJson(desired.spec ?? {});
+}
+
 /** The part of a desired object that server-side apply owns: no annotations (the group record is written by guarded patches). */
-export function applyConfiguration<T extends V1Service | V1PodDisruptionBudget>(desired: T): T {
+export function applyConfiguration<T extends V1Service | V1PodDisruptionBudget | NetworkPolicy>(desired: T): T {
   const { annotations: _annotations, ...metadata } = desired.metadata ?? {};
   return { ...desired, metadata };
 }

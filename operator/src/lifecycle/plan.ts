@@ -10,12 +10,13 @@ import type { BloomDeployment, BloomDeploymentStatus, GroupStatus } from '../api
 import { desiredClientService, desiredGroupService } from '../groups/service.js';
 import { desiredGroupPods } from '../groups/pod.js';
 import { desiredGroupPdb } from '../groups/pdb.js';
+import { desiredGroupNetworkPolicy, type NetworkPolicy } from '../groups/network-policy.js';
 import { LABELS } from '../groups/labels.js';
 import { clientServiceName, groupServiceName, masterAddress } from '../groups/names.js';
 import { podRevision } from '../groups/revision.js';
 import { groupShape } from '../groups/shape.js';
 import { budgetScope, DEPLOYMENT_SCOPE, groupScope, inScope, type Action, type EventSpec, type Write } from './actions.js';
-import { applyConfiguration, budgetDrifted, serviceDrifted } from './drift.js';
+import { applyConfiguration, budgetDrifted, networkPolicyDrifted, serviceDrifted } from './drift.js';
 import { readRecord, recordAnnotations, type GroupRecord } from './group-record.js';
 import { planGroup, type GroupPlan } from './group-plan.js';
 import { isTerminating, podGroup, type NodeViews } from './observe.js';
@@ -34,6 +35,8 @@ export interface DeploymentObservation {
   placementPods?: readonly V1Pod[];
   /** The deployment's PodDisruptionBudgets; undefined when the operator may not manage them. */
   pdbs: readonly V1PodDisruptionBudget[] | undefined;
+  /** The deployment's NetworkPolicies (one per group). */
+  networkPolicies: readonly NetworkPolicy[];
   nodes: NodeViews | undefined;
   now: number;
   clusterDomain: string;
@@ -65,7 +68,17 @@ function budgetWrites(bd: BloomDeployment, index: number, existing: V1PodDisrupt
   return budgetDrifted(existing, desired) ? [{ kind: 'applyPdb', pdb: applyConfiguration(desired) }] : [];
 }
 
-function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string, domain: string | undefined): { writes: Write[]; status: GroupStatus } {
+/** The group's NetworkPolicy at `epoch`: created, applied on drift (a new epoch), or deleted when spec.network.policy is None. */
+function networkPolicyWrites(bd: BloomDeployment, index: number, epoch: number, existing: NetworkPolicy | undefined): Write[] {
+  if (bd.spec.network.policy === 'None') return existing ? [deleteNetworkPolicy(existing)] : [];
+  const desired = desiredGroupNetworkPolicy(bd, index, epoch);
+  if (!existing) return [{ kind: 'createNetworkPolicy', policy: desired }];
+  return networkPolicyDrifted(existing, desired) ? [{ kind: 'applyNetworkPolicy', policy: applyConfiguration(desired) }] : [];
+}
+
+const deleteNetworkPolicy = (p: NetworkPolicy): Write => ({ kind: 'deleteNetworkPolicy', name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '' });
+
+function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string, domain: string | undefined, policy: NetworkPolicy | undefined): { writes: Write[]; status: GroupStatus } {
   const record: GroupRecord = { index, epoch: 1, revision, epochStarted: now, restarts: 0, restartTimes: [], disruptions: 0, disruptionTimes: [] };
   const service = desiredGroupService(bd, index, record.epoch);
   const annotations = Object.fromEntries(Object.entries(recordAnnotations(record)).filter((e): e is [string, string] => e[1] !== null));
@@ -75,7 +88,7 @@ function newGroup(bd: BloomDeployment, index: number, revision: string, now: num
   const name = bd.metadata.name ?? '';
   const leaderAddress = masterAddress(name, index, bd.metadata.namespace ?? 'default', clusterDomain, groupShape(bd.spec).pods);
   return {
-    writes: [{ kind: 'createService', service }, ...pods],
+    writes: [{ kind: 'createService', service }, ...networkPolicyWrites(bd, index, record.epoch, policy), ...pods],
     status: { index, phase: 'Pending', epoch: 1, revision, readyPods: 0, readyRanks: 0, restarts: 0, leaderAddress },
   };
 }
@@ -133,6 +146,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
   });
 
   const pdbByName = obs.pdbs ? new Map(obs.pdbs.map((p) => [p.metadata?.name ?? '', p])) : undefined;
+  const policyByName = new Map(obs.networkPolicies.map((p) => [p.metadata?.name ?? '', p]));
   const statuses: GroupStatus[] = [];
   const upToDate = new Set<number>();
   let wakeAt: number | undefined;
@@ -149,7 +163,8 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
       continue;
     }
     const service = groupServiceByIndex.get(index)!;
-    actions.push(...inScope(scope, [...groupServiceWrites(bd, service, readRecord(service)!), ...plan.actions]));
+    const policy = networkPolicyWrites(bd, index, plan.status.epoch, policyByName.get(groupName(index)));
+    actions.push(...inScope(scope, [...groupServiceWrites(bd, service, readRecord(service)!), ...policy, ...plan.actions]));
     if (pdbByName) actions.push(...inScope(budgetScope(index), budgetWrites(bd, index, pdb)));
     events.push(...plan.events.map((e) => ({ ...e, scope })));
     statuses.push(plan.status);
@@ -157,7 +172,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (plan.wakeAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, plan.wakeAt);
   }
   for (const index of rollout.create) {
-    const group = newGroup(bd, index, revision, now, clusterDomain, picker.pick(groupName(index)));
+    const group = newGroup(bd, index, revision, now, clusterDomain, picker.pick(groupName(index)), policyByName.get(groupName(index)));
     const scope = groupScope(index);
     actions.push(...inScope(scope, group.writes));
     if (pdbByName) actions.push(...inScope(budgetScope(index), budgetWrites(bd, index, pdbByName.get(groupName(index)))));
@@ -174,6 +189,12 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (!kept.has(pdbName) && !busyIndices.has(index) && !plans.has(index)) {
       actions.push(...inScope(budgetScope(index), [{ kind: 'deletePdb', name: pdbName, uid: pdb.metadata?.uid ?? '' }]));
     }
+  }
+
+  // So does the NetworkPolicy of a group that no longer exists, once none of its pods is left (they stay isolated while they terminate).
+  for (const [policyName, policy] of policyByName) {
+    const index = Number(policy.metadata?.labels?.[LABELS.group]);
+    if (!kept.has(policyName) && !plans.has(index) && !busyIndices.has(index)) actions.push(...inScope(groupScope(index), [deleteNetworkPolicy(policy)]));
   }
 
   const status = computeStatus({ bd, groups: statuses, upToDate, revision, now, clientService: clientService !== undefined });
