@@ -11,6 +11,16 @@
 5. init_process_group over a store prefixed by the epoch, with the backend of `backend_for`.
 
 Every failure is a RendezvousError whose message says what did not happen within the deadline.
+
+A TCPStore has no authentication: any client that reaches MASTER_PORT can read and write its keys (the
+group's NetworkPolicy keeps other pods out where the CNI enforces it). So the rendezvous never trusts
+what it cannot check and never waits past its deadline:
+- rank 0 publishes with compare_set, so a value a foreign client wrote first is seen, and it keeps
+  checking its values while it waits: a forged or overwritten epoch fails the group at once, with a
+  message, instead of letting a rank join under it (a rank never joins a group of another epoch);
+- garbage bytes and idle connections are torch's store's to drop (its libuv server does);
+- a forged "joined" key can make rank 0 start init_process_group before that rank exists: a watchdog
+  ends the process at the deadline if init has not completed, as no torch call can be interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +28,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import os
 import socket
+import sys
+import threading
 import time
 
 import torch
@@ -75,12 +88,33 @@ def backend_for(device: torch.device, device_backend: str = "nccl") -> str:
     return "gloo" if device.type == "cpu" else f"cpu:gloo,{device.type}:{device_backend}"
 
 
-def init_group(store: dist.Store, rank: int, world_size: int, backend: str, timeout: datetime.timedelta) -> None:
+def _exit_at(deadline: float, done: threading.Event, what: str) -> None:
+    """Ends the process if `done` is not set by the deadline: a blocked torch call cannot be interrupted."""
+
+    def watch() -> None:
+        if not done.wait(max(0.0, _left(deadline))):
+            message = f"{what} did not complete before the rendezvous deadline"
+            log.error("%s", message)
+            print(f"bloom-worker: error: {message}", file=sys.stderr, flush=True)
+            os._exit(1)
+
+    threading.Thread(target=watch, name="rendezvous-deadline", daemon=True).start()
+
+
+def init_group(
+    store: dist.Store, rank: int, world_size: int, backend: str, timeout: datetime.timedelta, deadline: float
+) -> None:
+    """init_process_group and a first barrier, done by the rendezvous deadline (else the process exits:
+    a rank that registered never connected, e.g. its key was forged); `timeout` is the group's own."""
+    done = threading.Event()
+    _exit_at(deadline, done, f"process group init of {world_size} ranks")
     try:
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
         dist.barrier()
     except RuntimeError as e:
         raise RendezvousError(f"process group init failed: {e}") from None
+    finally:
+        done.set()
 
 
 def is_loopback(host: str) -> bool:
@@ -127,12 +161,33 @@ def _join_store(env: RankEnv, deadline: float) -> dist.TCPStore:
         raise RendezvousError(f"rank 0's store at {pod.master_addr}:{pod.master_port} did not answer: {e}") from None
 
 
+FOREIGN = "a foreign client of the store (is MASTER_PORT reachable from outside the group?)"
+
+
+def _publish(store: dist.TCPStore, key: str, value: str) -> None:
+    """Sets key to value unless a foreign client wrote another value first (compare_set returns what is there)."""
+    there = store.compare_set(key, "", value).decode()
+    if there != value:
+        raise RendezvousError(
+            f"{key} is {there!r} in rank 0's store, written by {FOREIGN}, not {value!r}; refusing to rendezvous"
+        )
+
+
+def _still_published(store: dist.TCPStore, published: dict[str, str]) -> None:
+    for key, value in published.items():
+        there = store.get(key).decode()
+        if there != value:
+            raise RendezvousError(f"{key} was overwritten with {there!r} by {FOREIGN}; refusing to rendezvous")
+
+
 def _publish_and_wait(store: dist.TCPStore, env: RankEnv, deadline: float) -> None:
     pod = env.pod
-    store.set("bloom/epoch", pod.epoch)
-    store.set("bloom/world_size", str(pod.world_size))
+    published = {"bloom/epoch": pod.epoch, "bloom/world_size": str(pod.world_size)}
+    for key, value in published.items():
+        _publish(store, key, value)
     keys = {r: f"bloom/{pod.epoch}/joined/{r}" for r in range(1, pod.world_size)}
     while True:
+        _still_published(store, published)
         missing = [r for r, k in keys.items() if not store.check([k])]
         if not missing:
             return
@@ -173,5 +228,7 @@ def rendezvous(env: RankEnv, deadline: float, backend: str) -> dist.TCPStore | N
         store = _join_store(env, deadline)
         _check_and_join(store, env, deadline)
     timeout = datetime.timedelta(seconds=max(60.0, env.pod.rendezvous_timeout))
-    init_group(dist.PrefixStore(f"bloom/{env.pod.epoch}/pg", store), env.rank, env.world_size, backend, timeout)
+    init_group(
+        dist.PrefixStore(f"bloom/{env.pod.epoch}/pg", store), env.rank, env.world_size, backend, timeout, deadline
+    )
     return store

@@ -57,7 +57,7 @@ def group(
         dist.Backend.register_backend("fake", lambda store, r, n, t: FakeDeviceBackend(r, n), devices=["cuda"])
     store = dist.TCPStore("127.0.0.1", port, world, rank == 0, datetime.timedelta(seconds=60))
     backend = f"{device.type}:{device_backend}" if device_only else backend_for(device, device_backend)
-    init_group(store, rank, world, backend, datetime.timedelta(seconds=60))
+    init_group(store, rank, world, backend, datetime.timedelta(seconds=60), time.monotonic() + 60)
     return backend
 
 
