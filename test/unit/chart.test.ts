@@ -429,6 +429,11 @@ describe('helm chart charts/bloom-operator', function () {
       assert.equal(run(['template', 'rel', chart, '--kube-version', 'v1.29.0-gke.1']).status, 0);
     });
 
+    it('renders the hostPath warning policy only where admissionregistration.k8s.io/v1 has it (1.30+)', () => {
+      const on = (version: string) => run(['template', 'rel', chart, '--kube-version', version]).stdout.includes('kind: ValidatingAdmissionPolicy\n');
+      assert.deepEqual([on('v1.29.4'), on('v1.30.0-eks.1'), on('v1.34.0')], [false, true, true]);
+    });
+
     it('refuses several replicas without leader election', () => {
       assert.match(
         renderError(['--set', 'leaderElection.enabled=false']),
