@@ -94,7 +94,7 @@ describe('security: restricted pods, a NetworkPolicy per group, admission warnin
   });
 
   it('warns at admission (the chart\'s ValidatingAdmissionPolicy) when the model source is a hostPath, and admits it', async () => {
-    const { stdout: rendered } = await run(toolPath('helm'), ['template', 'bloom', join(repoRoot(), 'charts', 'bloom-operator'), '--show-only', 'templates/admission-policy.yaml']);
+    const { stdout: rendered } = await run(toolPath('helm'), ['template', 'sec-warn', join(repoRoot(), 'charts', 'bloom-operator'), '--show-only', 'templates/admission-policy.yaml']);
     const file = join(ctx.cluster.stateDir, `${ctx.namespace}-admission-policy.yaml`);
     writeFileSync(file, rendered);
     await kubectl(ctx.cluster, 'apply', '-f', file);
