@@ -63,6 +63,7 @@ BLOOM_BIND_ADDRESS = "BLOOM_BIND_ADDRESS"
 BLOOM_LIVENESS_TIMEOUT_SECONDS = "BLOOM_LIVENESS_TIMEOUT_SECONDS"
 BLOOM_READINESS_TIMEOUT_SECONDS = "BLOOM_READINESS_TIMEOUT_SECONDS"
 BLOOM_API_KEY_FILE = "BLOOM_API_KEY_FILE"
+BLOOM_REQUEST_TIMEOUT_SECONDS = "BLOOM_REQUEST_TIMEOUT_SECONDS"
 NCCL_PREFIX = "NCCL_"
 # the engine's tuning (engine_config.py)
 BLOOM_MAX_CONTEXT = "BLOOM_MAX_CONTEXT"
@@ -91,11 +92,13 @@ OPTIONAL_NAMES = (
     BLOOM_LIVENESS_TIMEOUT_SECONDS,
     BLOOM_READINESS_TIMEOUT_SECONDS,
     BLOOM_API_KEY_FILE,
+    BLOOM_REQUEST_TIMEOUT_SECONDS,
     *ENGINE_NAMES,
     NCCL_PREFIX + "*",
 )
 DEFAULT_LIVENESS_TIMEOUT = 90.0
 DEFAULT_READINESS_TIMEOUT = 10.0
+DEFAULT_REQUEST_TIMEOUT = 600.0
 
 # what the operator must write into every pod
 REQUIRED_NAMES = TORCHRUN_NAMES + BLOOM_NAMES
@@ -133,6 +136,7 @@ class PodEnv:
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
     readiness_timeout: float = DEFAULT_READINESS_TIMEOUT
     api_key_file: str | None = None  # rank 0's API needs `Authorization: Bearer <the file's key>`
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
 
     def rank_of(self, local_rank: int) -> int:
         return self.node_rank * self.nproc_per_node + local_rank
@@ -232,6 +236,7 @@ def parse_pod_env(env: Mapping[str, str] | None = None) -> PodEnv:
         liveness_timeout=_timeout(env, BLOOM_LIVENESS_TIMEOUT_SECONDS, DEFAULT_LIVENESS_TIMEOUT),
         readiness_timeout=_timeout(env, BLOOM_READINESS_TIMEOUT_SECONDS, DEFAULT_READINESS_TIMEOUT),
         api_key_file=(env.get(BLOOM_API_KEY_FILE) or "").strip() or None,
+        request_timeout=_timeout(env, BLOOM_REQUEST_TIMEOUT_SECONDS, DEFAULT_REQUEST_TIMEOUT),
     )
 
 

@@ -102,7 +102,7 @@ def run_rank(env: RankEnv) -> int:
             key = read_api_key(Path(pod.api_key_file)) if pod.api_key_file else None
         except (OSError, ValueError) as e:  # the message names the file, never the key
             return fail(state, f"{BLOOM_API_KEY_FILE}: {e}", 2)
-        api = Api(state, metrics, Limits(), api_key=key, debug=debug_api())
+        api = Api(state, metrics, Limits(request_timeout_s=pod.request_timeout), api_key=key, debug=debug_api())
         try:
             start_api_server(pod.bind_address, pod.http_port, api)
         except OSError as e:

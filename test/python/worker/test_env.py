@@ -73,7 +73,17 @@ def test_probe_bounds_are_optional_with_defaults() -> None:
     assert envmod.parse_pod_env({**pod(), "BLOOM_LIVENESS_TIMEOUT_SECONDS": " "}).liveness_timeout == 90.0
 
 
-@pytest.mark.parametrize("name", ["BLOOM_LIVENESS_TIMEOUT_SECONDS", "BLOOM_READINESS_TIMEOUT_SECONDS"])
+def test_api_options_are_optional_with_defaults() -> None:
+    e = envmod.parse_pod_env(pod())
+    assert (e.api_key_file, e.request_timeout) == (None, 600.0)
+    set_ = {"BLOOM_API_KEY_FILE": " /run/key ", "BLOOM_REQUEST_TIMEOUT_SECONDS": "30"}
+    e = envmod.parse_pod_env({**pod(), **set_})
+    assert (e.api_key_file, e.request_timeout) == ("/run/key", 30.0)
+
+
+@pytest.mark.parametrize(
+    "name", ["BLOOM_LIVENESS_TIMEOUT_SECONDS", "BLOOM_READINESS_TIMEOUT_SECONDS", "BLOOM_REQUEST_TIMEOUT_SECONDS"]
+)
 @pytest.mark.parametrize("value", ["0", "-5", "soon", "inf", "nan"])
 def test_bad_probe_bounds_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(envmod.EnvError, match=name):
