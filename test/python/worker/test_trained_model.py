@@ -93,19 +93,21 @@ def test_the_model_is_trained(trained: dict, fp32) -> None:
 
 
 def test_tp4_int8_pod_agrees_with_fp32_and_equals_tp1(trained: dict, fp32, spawn) -> None:
-    group = spawn(Path(trained["shards"][4]), 4, nproc=4).wait_ready(180)
+    group = spawn(Path(trained["shards"][4]), 4, nproc=4, optional={"BLOOM_DEBUG_API": "1"}).wait_ready(180)
     windows = trained["windows"]
     want = fp32_logits(fp32, windows)
     served, prompts = [], []
     for row in windows.tolist():
         r = requests.post(
             group.api("/generate"),
-            json={"input_ids": row, "max_new_tokens": 8, "temperature": 0, "stop_at_eos": False, "return_logits": True},
+            json={"input_ids": row, "max_new_tokens": 8, "temperature": 0, "stop_at_eos": False},
             timeout=120,
         )
         assert r.status_code == 200, r.text
-        served.append(torch.tensor(r.json()["logits"]))
         prompts.append(r.json()["output_ids"])
+        logits = requests.post(group.api("/debug/logits"), json={"input_ids": row}, timeout=120)  # BLOOM_DEBUG_API
+        assert logits.status_code == 200, logits.text
+        served.append(torch.tensor(logits.json()["logits"]))
     got = torch.stack(served)
     assert agreement(got, want) >= AGREEMENT, f"teacher-forced top-1 agreement {agreement(got, want):.3f}"
     # TP=4 runs exactly TP=1's int8 weights: same logits up to summation order, same greedy tokens
