@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .job import Choice, Job, Model
 from .output import ChoiceOutput, Delta, LogprobEntry
@@ -73,7 +73,7 @@ class Sampling:
     stream: bool
     include_usage: bool
     stops: tuple[str, ...]
-    params: dict[str, object]
+    params: SamplingParams
     seeds: list[int | None]
 
 
@@ -81,8 +81,6 @@ def sampling(body: Body, model: Model, prompts: int) -> Sampling:
     check_model(body, model)
     n = integer(body, "n", 1, 1, max(1, model.limits.max_choices // prompts))
     assert n is not None
-    if prompts * n > model.limits.max_choices:
-        raise ApiError(400, f"{prompts} prompts x n={n} exceed {model.limits.max_choices} choices per request", "n")
     stream = boolean(body, "stream", False)
     options = obj(body, "stream_options")
     if options and not stream:
@@ -92,15 +90,16 @@ def sampling(body: Body, model: Model, prompts: int) -> Sampling:
     if stops and model.tokenizer is None:
         raise ApiError(400, "stop strings need a tokenizer; this model directory has none", "stop")
     top_k = integer(body, "top_k", 0, -1, model.vocab_size)
-    params = {
-        "temperature": temperature(body, 1.0),
-        "top_p": number(body, "top_p", 1.0, 0.0, 1.0, lo_open=True),
-        "top_k": max(0, top_k or 0),  # -1 (vLLM) and 0: off
-        "presence_penalty": number(body, "presence_penalty", 0.0, -2.0, 2.0),
-        "frequency_penalty": number(body, "frequency_penalty", 0.0, -2.0, 2.0),
-        "repetition_penalty": number(body, "repetition_penalty", 1.0, 0.0, 10.0, lo_open=True),
-        "ignore_eos": boolean(body, "ignore_eos", False),
-    }
+    params = SamplingParams(
+        max_tokens=0,  # each choice's own, below
+        temperature=temperature(body, 1.0),
+        top_p=number(body, "top_p", 1.0, 0.0, 1.0, lo_open=True),
+        top_k=max(0, top_k or 0),  # -1 (vLLM) and 0: off
+        presence_penalty=number(body, "presence_penalty", 0.0, -2.0, 2.0),
+        frequency_penalty=number(body, "frequency_penalty", 0.0, -2.0, 2.0),
+        repetition_penalty=number(body, "repetition_penalty", 1.0, 0.0, 10.0, lo_open=True),
+        ignore_eos=boolean(body, "ignore_eos", False),
+    )
     return Sampling(
         n=n,
         stream=stream,
@@ -115,10 +114,7 @@ def choices(
     prompts: Sequence[list[int]], s: Sampling, max_tokens: list[int], logprobs: int | None, prompt_logprobs: int | None
 ) -> list[Choice]:
     return [
-        Choice(
-            ids,
-            SamplingParams(max_tokens=mt, seed=seed, logprobs=logprobs, prompt_logprobs=prompt_logprobs, **s.params),
-        )  # type: ignore[arg-type]
+        Choice(ids, replace(s.params, max_tokens=mt, seed=seed, logprobs=logprobs, prompt_logprobs=prompt_logprobs))
         for ids, mt in zip(prompts, max_tokens, strict=True)
         for seed in s.seeds
     ]

@@ -247,13 +247,11 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
             return 200
 
         def _stream(self, engine: Engine, job: Job, model: Model) -> None:
-            lock = threading.Lock()
             opened: list[bool] = []
 
             def write(data: bytes) -> None:
-                with lock:
-                    self.wfile.write(b"data: " + data + b"\n\n")
-                    self.wfile.flush()
+                self.wfile.write(b"data: " + data + b"\n\n")
+                self.wfile.flush()
 
             def headers() -> None:
                 self.send_response(200)
