@@ -67,7 +67,8 @@ def read_api_key(path: Path) -> str:
 
 
 def peer_closed(sock: socket.socket) -> bool:
-    """The client closed (or reset) its connection; pipelined bytes are not a close."""
+    """The client closed (or reset) its connection; pipelined bytes are not a close. (A client that only
+    shuts down its sending side reads as gone too, as with uvicorn: HTTP clients do not do that.)"""
     try:
         readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
@@ -147,7 +148,9 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
                 try:
                     n = int(length)
                 except ValueError:
-                    raise ApiError(400, f"bad Content-Length {length!r}") from None
+                    n = -1
+                if n < 0:
+                    raise ApiError(400, f"bad Content-Length {length!r}")
                 if n > limit:
                     raise ApiError(413, f"body of {n} bytes exceeds the limit of {limit}")
                 raw = self.rfile.read(n)
