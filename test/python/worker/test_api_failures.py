@@ -23,12 +23,10 @@ FAIL_TOKENS = 37  # a pass of exactly this many tokens raises out of memory on e
 
 @pytest.fixture(scope="module")
 def served(shards_a: dict[int, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Group, str]]:
-    optional = {
-        "BLOOM_REQUEST_TIMEOUT_SECONDS": str(TIMEOUT_S),
-        "BLOOM_MAX_CONTEXT": "16384",
-        "BLOOM_DEBUG_FAIL_PASS_TOKENS": str(FAIL_TOKENS),
-    }
-    g, key = api_group(shards_a[2], 2, tmp_path_factory.mktemp("failures"), optional=optional)
+    optional = {"BLOOM_MAX_CONTEXT": "16384", "BLOOM_DEBUG_FAIL_PASS_TOKENS": str(FAIL_TOKENS)}
+    with pytest.MonkeyPatch.context() as env:  # not a contract variable (yet): the pods inherit it
+        env.setenv("BLOOM_REQUEST_TIMEOUT_SECONDS", str(TIMEOUT_S))
+        g, key = api_group(shards_a[2], 2, tmp_path_factory.mktemp("failures"), optional=optional)
     try:
         yield g.wait_ready(120), key
     finally:
