@@ -180,3 +180,13 @@ def test_the_api_key(served: tuple[Group, str], client: openai.OpenAI) -> None:
     for pod in g.pods:
         assert key not in requests.get(pod.url("/metrics"), timeout=5).text
         assert key not in pod.output()
+
+
+def test_an_unreadable_or_empty_key_file_stops_the_pod(shards_a: dict[int, Path], spawn, tmp_path: Path) -> None:
+    missing, empty = tmp_path / "no-such-key", tmp_path / "empty-key"
+    empty.write_text(" \n")
+    for path, reason in ((missing, "No such file"), (empty, "is empty")):
+        g = spawn(shards_a[1], 1, optional={"BLOOM_API_KEY_FILE": str(path)})
+        assert g.wait_exit(0, 60) == 2
+        out = g.pods[0].output()
+        assert "BLOOM_API_KEY_FILE: " in out and str(path) in out and reason in out, out[-2000:]
