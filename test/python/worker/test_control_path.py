@@ -47,6 +47,9 @@ class FakeDeviceBackend(C10dBackend):
     def allgather(self, *args: object, **kwargs: object) -> None:
         self._refuse("allgather")
 
+    def gather(self, *args: object, **kwargs: object) -> None:
+        self._refuse("gather")
+
 
 def group(
     rank: int, world: int, port: int, device: torch.device, device_backend: str, device_only: bool = False
@@ -63,16 +66,20 @@ def group(
 
 def serve(shards: Path, rank: int, world: int, device: torch.device, idle_s: float) -> dict:
     """Run the engine on this rank: rank 0 leads (a request, idle heartbeats, a request, stop)."""
-    from bloom_worker.engine import Engine, Request
+    from bloom_worker.engine import Engine
+    from bloom_worker.engine_config import EngineConfig
     from bloom_worker.loader import load_shard
     from bloom_worker.metrics import Metrics
     from bloom_worker.model import BloomTP, Comm
+    from bloom_worker.sequence import Finished, PromptLogprobs, Request, SamplingParams, Token
 
     comm = Comm(rank, world, dist.is_initialized())
     sent: list[int] = []
     broadcast = comm.broadcast
     comm.broadcast = lambda x, src=0: (sent.append(x.numel()), broadcast(x, src))[1]  # type: ignore[method-assign]
-    engine = Engine(BloomTP(load_shard(shards, rank, world), comm, device), Metrics())
+    engine = Engine(
+        BloomTP(load_shard(shards, rank, world), comm, device), Metrics(), EngineConfig(kv_cache_tokens=1024)
+    )
     if rank != 0:
         engine.run_follower()
         return {"broadcasts": len(sent)}
@@ -80,13 +87,14 @@ def serve(shards: Path, rank: int, world: int, device: torch.device, idle_s: flo
     leader.start()
     out = []
     for _ in range(2):
-        req = engine.submit(Request(ids=PROMPT, max_new_tokens=NEW, stop_at_eos=False, want_logits=True))
+        req = Request(ids=PROMPT, params=SamplingParams(max_tokens=NEW, ignore_eos=True, debug_logits=True))
+        engine.submit(req)
         ids, logits = [], None
-        while (event := req.events.get(timeout=60))[0] != "done":
-            if event[0] == "token":
-                ids.append(event[1])
-            elif event[0] == "logits":
-                logits = event[1]
+        while not isinstance(event := req.events.get(timeout=60), Finished):
+            if isinstance(event, Token):
+                ids.append(event.id)
+            elif isinstance(event, PromptLogprobs) and event.logits is not None:
+                logits = event.logits.tolist()
         out.append({"output_ids": ids, "logits": logits})
         time.sleep(idle_s)  # idle: rank 0 broadcasts a heartbeat header every second
     engine.stopping.set()
@@ -107,11 +115,11 @@ def fake_rank(shards: Path, rank: int, world: int, port: int, results: mp.Queue)
 def device_only_rank(port: int, results: mp.Queue) -> None:
     """A group of the device backend alone (as production built it before): the first CPU collective,
     init_group's barrier or the engine's first header, has no backend."""
-    from bloom_worker.engine import CMD_NOOP, HEADER
+    from bloom_worker.step_plan import CMD_IDLE, idle_header
 
     try:
         group(0, 1, port, torch.device("cuda"), "fake", device_only=True)
-        dist.broadcast(torch.tensor([CMD_NOOP] * HEADER), 0)
+        dist.broadcast(idle_header(CMD_IDLE), 0)
         results.put("no error")
     except Exception as e:  # noqa: BLE001
         results.put(str(e))
@@ -153,7 +161,7 @@ def test_control_messages_travel_on_gloo_beside_a_device_backend(shards_a: dict[
     assert [r["output_ids"] for r in leader["results"]] == [reference, reference]
     # the follower received every header, heartbeat and token broadcast the leader sent
     assert got[1]["broadcasts"] == leader["broadcasts"]
-    per_request = 3 + NEW  # header, ids, lengths, then one token step per new token
+    per_request = 2 * NEW  # a step (header + payload) per new token: the prefill gives the first
     heartbeats = leader["broadcasts"] - 2 * per_request - 1  # and the stop header
     assert heartbeats >= 2, "expected idle heartbeats between and after the requests"
 
