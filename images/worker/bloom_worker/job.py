@@ -57,6 +57,10 @@ class Model:
     def encode(self, text: str, param: str) -> list[int]:
         if self.tokenizer is None:
             raise ApiError(400, f"this model directory has no tokenizer; send {param} as token ids", param)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ApiError(400, f"{param} is not valid Unicode (it holds a lone surrogate)", param) from None
         ids = self.tokenizer.encode(text)
         if not ids:
             raise ApiError(400, f"{param} is empty", param)

@@ -159,7 +159,7 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
             self.unread = False
             try:
                 body = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise ApiError(400, "body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise ApiError(400, "body must be a JSON object")

@@ -163,6 +163,8 @@ BAD = [
     ("/v1/completions", {"prompt": "hello", "suffix": "x"}, 400, "suffix"),
     ("/v1/completions", {"prompt": "hello", "stream_options": {"include_usage": True}}, 400, "stream_options"),
     ("/v1/completions", {"prompt": "hello", "model": "gpt-4"}, 404, "model"),
+    ("/v1/completions", {"prompt": "a\ud800b"}, 400, "prompt"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "\udfff"}]}, 400, "messages"),
     ("/v1/completions", {"max_tokens": 3}, 400, "prompt"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "tools": [{}]}, 400, "tools"),
     ("/v1/chat/completions", {"messages": [{"role": "tool", "content": "hi"}]}, 400, "messages[0].role"),
@@ -196,6 +198,8 @@ def test_the_group_serves_normally_after_bad_requests(served: tuple[Group, str])
     head = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + auth
     malformed = head + b"Content-Length: 9\r\n\r\n{not json"
     assert status_of(raw_http(g, malformed)) == 400
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert status_of(raw_http(g, head + f"Content-Length: {len(deep)}\r\n\r\n".encode() + deep)) == 400
     assert status_of(raw_http(g, head + b"\r\n")) == 411  # neither Content-Length nor chunked
     assert status_of(raw_http(g, head + b"Content-Length: -5\r\n\r\n")) == 400
     body = json.dumps({"prompt": [5, 6], "max_tokens": 4, "temperature": 0}).encode()
