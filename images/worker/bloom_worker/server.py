@@ -198,7 +198,7 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
                 status = e.status
                 if e.status >= 500:
                     log.warning("%s %s: %d %s", method, route, e.status, e.message)
-                self._json(e.status, e.body(), e.headers)
+                self._error(e)
             except ClientGone:
                 status = 499
                 self.close_connection = True
@@ -211,25 +211,31 @@ def start_api_server(bind: str, port: int, api: Api) -> QuietServer:
             except Exception as e:  # noqa: BLE001  # a bug: answer it, keep serving
                 log.exception("%s %s failed", method, route)
                 status = 500
-                self._json(500, ApiError(500, f"internal error: {e}", type="server_error").body())
+                self._error(ApiError(500, f"internal error: {e}", type="server_error"))
             api.metrics.inc("bloom_worker_requests_total", labels={"route": route, "code": str(status)})
             api.metrics.observe("bloom_worker_request_seconds", time.monotonic() - started, {"route": route})
 
+        def _error(self, e: ApiError) -> None:
+            try:
+                self._json(e.status, e.body(), e.headers)
+            except OSError:  # the client is gone already
+                self.close_connection = True
+
         def _route(self, method: str, route: str) -> int:
-            if route == "/healthz" and method == "GET":
+            if route == "other" or (route == DEBUG_LOGITS and not api.debug):
+                raise ApiError(404, f"no route {self.path.split('?', 1)[0]}", code="not_found")
+            want = "GET" if route in (*OPEN_ROUTES, "/v1/models") else "POST"
+            if route not in OPEN_ROUTES and not authorized(self.headers.get("Authorization"), api.api_key):
+                raise ApiError(401, "a valid API key is required (Authorization: Bearer <key>)", code="invalid_api_key")
+            if method != want:
+                raise ApiError(405, f"use {want} for {route}", code="method_not_allowed")
+            if route == "/healthz":
                 self._json(200, {"status": "ok"})
                 return 200
-            if route == "/readyz" and method == "GET":
+            if route == "/readyz":
                 ready = api.state.ready and api.engine is not None
                 self._json(200 if ready else 503, {"ready": ready})
                 return 200 if ready else 503
-            if route == "other" or (route == DEBUG_LOGITS and not api.debug):
-                raise ApiError(404, f"no route {self.path.split('?', 1)[0]}", code="not_found")
-            if not authorized(self.headers.get("Authorization"), api.api_key):
-                raise ApiError(401, "a valid API key is required (Authorization: Bearer <key>)", code="invalid_api_key")
-            want = "GET" if route == "/v1/models" else "POST"
-            if method != want:
-                raise ApiError(405, f"use {want} for {route}", code="method_not_allowed")
             if route == "/v1/models":
                 self._json(200, models_list(api.serving()[1].name, api.created))
                 return 200
