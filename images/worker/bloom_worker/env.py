@@ -63,6 +63,7 @@ BLOOM_BIND_ADDRESS = "BLOOM_BIND_ADDRESS"
 BLOOM_LIVENESS_TIMEOUT_SECONDS = "BLOOM_LIVENESS_TIMEOUT_SECONDS"
 BLOOM_READINESS_TIMEOUT_SECONDS = "BLOOM_READINESS_TIMEOUT_SECONDS"
 BLOOM_API_KEY_FILE = "BLOOM_API_KEY_FILE"
+BLOOM_REQUEST_TIMEOUT_SECONDS = "BLOOM_REQUEST_TIMEOUT_SECONDS"
 NCCL_PREFIX = "NCCL_"
 # the engine's tuning (engine_config.py)
 BLOOM_MAX_CONTEXT = "BLOOM_MAX_CONTEXT"
@@ -91,6 +92,7 @@ OPTIONAL_NAMES = (
     BLOOM_LIVENESS_TIMEOUT_SECONDS,
     BLOOM_READINESS_TIMEOUT_SECONDS,
     BLOOM_API_KEY_FILE,
+    BLOOM_REQUEST_TIMEOUT_SECONDS,
     *ENGINE_NAMES,
     NCCL_PREFIX + "*",
 )
@@ -104,9 +106,6 @@ REQUIRED_NAMES = TORCHRUN_NAMES + BLOOM_NAMES
 # internal, not in the contract: bloom-worker's launcher passes each of its ranks the write end of a
 # pipe on which the rank reports its state (BLOOM_ is the project's prefix, users do not set it)
 BLOOM_REPORT_FD = "BLOOM_REPORT_FD"
-# not in the contract yet (the operator refuses it in spec.worker.env; the tests set it): the API's
-# per-request deadline, seconds from arrival (default 600)
-BLOOM_REQUEST_TIMEOUT_SECONDS = "BLOOM_REQUEST_TIMEOUT_SECONDS"
 # torchrun's own: its agent already serves the store on MASTER_PORT, so rank 0 must not
 TORCHELASTIC_USE_AGENT_STORE = "TORCHELASTIC_USE_AGENT_STORE"
 
