@@ -20,6 +20,7 @@ import { planDeployment } from '../lifecycle/plan.js';
 import { withWriteFailures, type WriteFailure } from '../lifecycle/status.js';
 import type { Logger } from '../log.js';
 import { countGroupPhases, forgetDeployment, recordGroupRecreations, recordWriteFailure, setGroupPhases, setWorkqueueDepth, timeReconcile, type OperatorMetrics } from '../metrics/metrics.js';
+import { nodeForCache, podForCache } from './cache-transform.js';
 import { EventRecorder } from './events.js';
 import { executeScoped } from './execute.js';
 import { Expectations, type CacheLookup, type Expectation, type Resource } from './expectations.js';
@@ -151,7 +152,7 @@ export class BloomController {
         : await custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL })) as KubernetesListObject<BloomDeployment>,
     });
     this.pods = new Informer<V1Pod>({
-      ...common, name: 'pods', path: `/api/v1${scope}/pods`, labelSelector: owned,
+      ...common, name: 'pods', path: `/api/v1${scope}/pods`, labelSelector: owned, transform: podForCache,
       list: () => (namespace ? core.listNamespacedPod({ namespace, labelSelector: owned }) : core.listPodForAllNamespaces({ labelSelector: owned })),
     });
     this.services = new Informer<V1Service>({
@@ -190,9 +191,15 @@ export class BloomController {
     });
     this.networkPolicies.onEvent(observing('networkpolicies'));
     if (options.watchNodes ?? true) {
-      this.nodes = new Informer<V1Node>({ ...common, name: 'nodes', path: '/api/v1/nodes', list: () => core.listNode() });
-      this.nodes.onEvent((node) => {
-        for (const pod of this.pods.list()) if (pod.spec?.nodeName === node.metadata?.name) byOwnerLabel(pod);
+      this.nodes = new Informer<V1Node>({ ...common, name: 'nodes', path: '/api/v1/nodes', list: () => core.listNode(), transform: nodeForCache });
+      // A node's status heartbeat changes nothing the planner reads: only a changed view wakes its groups.
+      const seen = new Map<string, string>();
+      this.nodes.onEvent((node, type) => {
+        const name = node.metadata?.name ?? '';
+        const view = type === 'delete' ? '' : canonicalJson(nodeView(node));
+        if (seen.get(name) === view) return;
+        if (type === 'delete') seen.delete(name); else seen.set(name, view);
+        for (const pod of this.pods.list()) if (pod.spec?.nodeName === name) byOwnerLabel(pod);
       });
     }
     this.bds.onEvent((bd) => this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name)));

@@ -10,12 +10,13 @@
  * - a watch silent for idleMs (no event, no bookmark: the apiserver sends one about every minute)
  *   is cut and re-opened from its resourceVersion, never re-listed;
  * - objects are stored without what the controller never reads (controller-runtime's cache transform):
- *   metadata.managedFields, a third of a pod, and kubectl's last-applied-configuration annotation.
+ *   cache-transform.ts forCache, then the informer's own `transform`.
  */
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { recordInformerList, setInformerSynced, type OperatorMetrics } from '../metrics/metrics.js';
 import { Backoff } from './backoff.js';
+import { forCache } from './cache-transform.js';
 import { streamWatch, WatchHttpError, type WatchEvent } from './watch-stream.js';
 
 export type InformerEventType = 'add' | 'update' | 'delete';
@@ -33,6 +34,8 @@ export interface InformerOptions<T extends KubernetesObject> {
   backoff?: { initialMs: number; maxMs: number };
   /** Cut and re-open (from the same resourceVersion) a watch that received nothing for this long. */
   idleMs?: number;
+  /** Trims each object before it is stored (after forCache); it must keep what every reader reads. */
+  transform?: (obj: T) => T;
   /** Server-side watch timeout, randomized in [min, 2*min) as client-go does. */
   minWatchTimeoutSeconds?: number;
 }
@@ -43,18 +46,6 @@ export interface ReadCache<T> {
 }
 
 const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
-
-const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
-
-/** In place (a freshly decoded object, shared with no one): drops the fields no reader uses. */
-export function forCache<T extends KubernetesObject>(o: T): T {
-  const meta = o.metadata;
-  if (meta) {
-    delete meta.managedFields;
-    if (meta.annotations && LAST_APPLIED in meta.annotations) delete meta.annotations[LAST_APPLIED];
-  }
-  return o;
-}
 
 export class Informer<T extends KubernetesObject> implements ReadCache<T> {
   private store = new Map<string, T>();
@@ -145,7 +136,7 @@ export class Informer<T extends KubernetesObject> implements ReadCache<T> {
   /** Replaces the store with a fresh list, notifying adds, updates and deletes. */
   private async relist(): Promise<void> {
     const list = await this.options.list();
-    const fresh = new Map(list.items.map((o) => [keyOf(o), forCache(o)]));
+    const fresh = new Map(list.items.map((o) => [keyOf(o), this.trim(o)]));
     const previous = this.store;
     this.store = fresh;
     this.resourceVersion = list.metadata?.resourceVersion ?? '';
@@ -224,8 +215,13 @@ export class Informer<T extends KubernetesObject> implements ReadCache<T> {
       return;
     }
     const existed = this.store.has(k);
-    this.store.set(k, forCache(obj));
+    this.store.set(k, this.trim(obj));
     this.notify(obj, existed ? 'update' : 'add');
+  }
+
+  private trim(obj: T): T {
+    const o = forCache(obj);
+    return this.options.transform ? this.options.transform(o) : o;
   }
 
   private notify(obj: T, type: InformerEventType): void {
