@@ -18,6 +18,7 @@ import { CustomObjectsApi } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
+import { waitCrdsEstablished } from '../cluster/crds.js';
 import { LocalCluster } from '../cluster/local-cluster.js';
 import { repoRoot, toolPath } from '../cluster/paths.js';
 import { freePort, startProcess, stopProcess, waitFor, type ManagedProcess } from '../cluster/processes.js';
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
 
   say('installing the CRD (kubectl apply --server-side -f crds/)');
   await kubectl('apply', '--server-side', '--force-conflicts', '-f', join(root, 'crds'));
-  await kubectl('wait', '--for=condition=Established', '--timeout=30s', 'crd', '--all');
+  await waitCrdsEstablished(kubectl);
 
   say('starting the process node proc-node-0 (8 nvidia.com/gpu; each pod runs as a local bloom-worker launcher with one rank process per GPU)');
   node = await startProcessNode(cluster, { name: 'proc-node-0', gpus: 8, hostPathRoot: hostRoot });

@@ -12,6 +12,7 @@ import type { LocalCluster } from '../cluster/local-cluster.js';
 import type { ClientName } from '../cluster/pki.js';
 import { repoRoot, toolPath } from '../cluster/paths.js';
 import { freePort, startProcess, stopProcess, waitFor, type ManagedProcess } from '../cluster/processes.js';
+import { waitCrdsEstablished } from '../cluster/crds.js';
 import type { E2eContext } from './fixture.js';
 
 const run = promisify(execFile);
@@ -22,7 +23,7 @@ const run = promisify(execFile);
  */
 export async function installCrd(cluster: LocalCluster): Promise<void> {
   await kubectl(cluster, 'apply', '--server-side', '--force-conflicts', '-f', join(repoRoot(), 'crds'));
-  await kubectl(cluster, 'wait', '--for=condition=Established', '--timeout=30s', 'crd', '--all');
+  await waitCrdsEstablished((...args) => kubectl(cluster, ...args));
 }
 
 export interface OperatorProcess {
