@@ -11,15 +11,17 @@
  *
  * The operator is the real CLI process; its RSS (VmRSS, peak VmHWM) and CPU time come from /proc.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { LABELS } from '../../operator/src/groups/labels.js';
+import type { AuditEvent } from '../e2e/audit.js';
 import type { E2eContext } from '../e2e/fixture.js';
-import { createBd, customObjects, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
+import { createBd, customObjects, metricValue, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
 import {
   LoadSampler, benchCluster, breakdown, deleteDeployment, keepLogs, log, machine, operatorRevision, operatorWrites, podEpochOf,
   sec, sleep, startBenchOperator, versions, withCleanup, writeResults,
@@ -58,6 +60,19 @@ class RssSampler {
 }
 
 const mb = (kb: number) => (kb / 1024).toFixed(0);
+
+/** Writes to Node objects completed since `since` (ms), from every audit log of the cluster (rotated ones too). */
+function nodeWrites(logDir: string, since: number): number {
+  let n = 0;
+  for (const f of readdirSync(logDir).filter((x) => x.startsWith('audit') && x.endsWith('.log'))) {
+    for (const line of readFileSync(join(logDir, f), 'utf8').split('\n')) {
+      if (!line.includes('"nodes"')) continue;
+      const e = JSON.parse(line) as AuditEvent;
+      if (e.stage === 'ResponseComplete' && e.objectRef?.resource === 'nodes' && Date.parse(e.stageTimestamp) >= since) n++;
+    }
+  }
+  return n;
+}
 
 async function listBds(ctx: E2eContext): Promise<BloomDeployment[]> {
   const res = await customObjects(ctx.kc).listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ctx.namespace, plural: PLURAL });
@@ -106,7 +121,7 @@ async function main(): Promise<void> {
   const cluster = await benchCluster(nodes);
   let operator: OperatorProcess | undefined;
   const waves: Wave[] = [];
-  let idle = { cpuPerMin: NaN, rssKb: NaN, groups: 0 };
+  let idle = { cpuPerMin: NaN, rssKb: NaN, heapMb: NaN, nodeEvents: 0, groups: 0 };
   let startRssKb = NaN;
   let logs: string | undefined;
 
@@ -129,9 +144,12 @@ async function main(): Promise<void> {
 
     await sleep(10_000); // the last status writes and events settle
     const before = procSample(operator.process.pid);
+    const t = Date.now();
     await sleep(args['idle-seconds'] * 1000);
     const after = procSample(operator.process.pid);
-    idle = { cpuPerMin: (after.cpuS - before.cpuS) / (args['idle-seconds'] / 60), rssKb: after.rssKb, groups: fleetGroups };
+    const heap = (await metricValue(operator, 'nodejs_heap_size_used_bytes')) ?? NaN;
+    const nodeEvents = nodeWrites(cluster.logDir, t);
+    idle = { cpuPerMin: (after.cpuS - before.cpuS) / (args['idle-seconds'] / 60), rssKb: after.rssKb, heapMb: heap / 2 ** 20, nodeEvents, groups: fleetGroups };
     log(`idle: ${idle.cpuPerMin.toFixed(3)} CPU s per minute, RSS ${mb(idle.rssKb)} MB`);
 
     if (args.large > 0) {
@@ -158,7 +176,7 @@ async function main(): Promise<void> {
 |---|---|---:|---:|---:|---:|---:|
 ${waves.map(row).join('\n')}
 
-Operator RSS after start (nothing cached but the CRD's objects): ${mb(startRssKb)} MB. Idle, ${idle.groups} groups Ready and unchanged for ${args['idle-seconds']} s: **${idle.cpuPerMin.toFixed(3)} CPU s per minute** (${(idle.cpuPerMin / 60 * 100).toFixed(2)} % of a core), RSS ${mb(idle.rssKb)} MB.
+Operator RSS after start (nothing cached but the CRD's objects): ${mb(startRssKb)} MB. Idle, ${idle.groups} groups Ready and unchanged for ${args['idle-seconds']} s: **${idle.cpuPerMin.toFixed(3)} CPU s per minute** (${(idle.cpuPerMin / 60 * 100).toFixed(2)} % of a core), RSS ${mb(idle.rssKb)} MB, V8 heap in use ${idle.heapMb.toFixed(0)} MB. Node writes the operator's node watch received meanwhile (kwok's heartbeats, every 20-45 s per node; a real kubelet writes its node every 5 min unless it changes): ${idle.nodeEvents} (${(idle.nodeEvents / (args['idle-seconds'] / 60)).toFixed(0)} per minute).
 
 Writes by kind: ${waves.map((w) => `${w.name}: ${w.byKind}`).join('; ')}.${logs ? ` Logs: ${logs.replace(/^.*\/\.cluster\//, '.cluster/')} (not committed).` : ''}
 `;

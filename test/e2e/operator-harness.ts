@@ -53,10 +53,12 @@ export async function startOperator(cluster: LocalCluster, options: OperatorOpti
   const logFile = join(cluster.logDir, `${options.name ?? 'operator'}-${port}.log`);
   closeSync(openSync(logFile, 'a'));
   const kubeconfig = options.kubeconfig ?? cluster.kubeconfigFor(options.client ?? 'operator');
-  const args = [join(repoRoot(), 'dist', 'operator', 'src', 'cli', 'main.js'), 'run', '--kubeconfig', kubeconfig,
+  // the flags and MALLOC_ARENA_MAX of images/operator/Dockerfile, so tests and benchmarks run what the image runs
+  const args = ['--max-semi-space-size=2', join(repoRoot(), 'dist', 'operator', 'src', 'cli', 'main.js'), 'run', '--kubeconfig', kubeconfig,
     '--metrics-port', String(port), '--health-port', String(port), '--bind-address', '127.0.0.1', '--log-level', 'info', ...(options.extraArgs ?? [])];
   let proc!: ManagedProcess;
-  const exited = new Promise<number | null>((resolve) => { proc = startProcess(options.name ?? 'bloom-operator', process.execPath, args, logFile, process.env, resolve); });
+  const env = { ...process.env, MALLOC_ARENA_MAX: '2' };
+  const exited = new Promise<number | null>((resolve) => { proc = startProcess(options.name ?? 'bloom-operator', process.execPath, args, logFile, env, resolve); });
   const metricsUrl = `http://127.0.0.1:${port}`;
   if (options.waitReady ?? true) await waitFor(`operator ready (log ${logFile})`, async () => (await fetch(`${metricsUrl}/readyz`)).ok, 60_000, 200);
   return { process: proc, metricsUrl, logFile, exited, stop: () => stopProcess(proc), kill: () => stopProcess(proc, 0) };
