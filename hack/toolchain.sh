@@ -75,21 +75,37 @@ helm_build() {
   go build -trimpath -ldflags "$ld" -o ../bin/helm helm.sh/helm/v3/cmd/helm
 }
 
+# Kueue's manager, and its CRDs and webhook manifests from the same module (the harness installs them).
+kueue_build() {
+  go mod init local/kueuebin >/dev/null 2>&1
+  go get "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION" >&2
+  go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" -o ../bin/kueue sigs.k8s.io/kueue/cmd/kueue
+  local src
+  src=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)
+  mkdir -p ../manifests/kueue
+  cp "$src"/config/components/crd/bases/*.yaml "$src/config/components/webhook/manifests.yaml" ../manifests/kueue/
+}
+
 k8s_dir="$cache/tools/kubernetes-$KUBERNETES_VERSION"
 etcd_dir="$cache/tools/etcd-$ETCD_VERSION"
 kwok_dir="$cache/tools/kwok-$KWOK_VERSION"
 helm_dir="$cache/tools/helm-$HELM_VERSION-k8s$KUBERNETES_VERSION"
+kueue_dir="$cache/tools/kueue-$KUEUE_VERSION"
 
-# The four builds share no module graph; run them two at a time on small machines.
+# The builds share no module graph; run them two at a time on small machines.
 build_once "$etcd_dir" "etcd $ETCD_VERSION" etcd_build & p1=$!
 build_once "$kwok_dir" "kwok $KWOK_VERSION" kwok_build & p2=$!
 wait $p1 $p2 || true
 build_once "$helm_dir" "helm $HELM_VERSION" helm_build & p1=$!
 build_once "$k8s_dir" "kubernetes $KUBERNETES_VERSION (apiserver, controller-manager, scheduler, kubectl)" k8s_build & p2=$!
+wait $p1 || true
+build_once "$kueue_dir" "kueue $KUEUE_VERSION" kueue_build & p1=$!
 wait $p1 $p2 || true
 
-for d in "$k8s_dir" "$etcd_dir" "$kwok_dir" "$helm_dir"; do
+for d in "$k8s_dir" "$etcd_dir" "$kwok_dir" "$helm_dir" "$kueue_dir"; do
   [[ -f "$d/.done" ]] || { say "build failed: $d"; exit 1; }
   for f in "$d"/bin/*; do ln -sfn "$f" "$bin/$(basename "$f")"; done
 done
+mkdir -p "$root/.cluster/manifests"
+ln -sfn "$kueue_dir/manifests/kueue" "$root/.cluster/manifests/kueue"
 say "tools ready in $bin"

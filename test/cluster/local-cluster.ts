@@ -26,6 +26,15 @@ rules:
 - level: None
 `;
 
+/** Pids this process is stopping on purpose: their exit is not a crash to restart. */
+const stopping = new Set<number>();
+
+/**
+ * Kubernetes 1.37's gang scheduling (the Workload/PodGroup API and the scheduler's GangScheduling
+ * plugin, beta and off by default) and topology-aware workload scheduling (alpha), on in every component.
+ */
+export const SCHEDULING_GATES = 'GenericWorkload=true,TopologyAwareWorkloadScheduling=true';
+
 /**
  * A Kubernetes control plane on loopback, built from source by hack/toolchain.sh:
  * etcd, kube-apiserver (TLS, RBAC, service-account keys, default admission plugins + OwnerReferencesPermissionEnforcement,
@@ -84,7 +93,7 @@ export class LocalCluster {
 
     const started: ManagedProcess[] = [];
     const start = (name: string, args: string[]) => {
-      started.push(startProcess(name, toolPath(name), args, join(this.logDir, `${name}.log`)));
+      started.push(this.spawn(name, args));
       writePids(this.pidFile, started);
     };
     const t0 = Date.now();
@@ -93,7 +102,7 @@ export class LocalCluster {
     await waitFor('kube-apiserver /readyz (see ' + join(this.logDir, 'kube-apiserver.log') + ')', () => this.apiserverReady(), 90_000, 250);
     log(`kube-apiserver ready at ${server} after ${Date.now() - t0} ms`);
     start('kube-controller-manager', this.controllerManagerArgs());
-    start('kube-scheduler', ['--kubeconfig', this.kubeconfigFor('scheduler'), '--leader-elect=false', '--secure-port=0', '--v=1']);
+    start('kube-scheduler', ['--kubeconfig', this.kubeconfigFor('scheduler'), '--leader-elect=false', '--secure-port=0', `--feature-gates=${SCHEDULING_GATES}`, '--v=1']);
     start('kwok', [
       '--kubeconfig', this.kubeconfigFor('kwok'), '--manage-all-nodes=false',
       '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
@@ -118,9 +127,42 @@ export class LocalCluster {
   /** Stops every process this cluster started (by pid) and removes its state. */
   async down(): Promise<void> {
     const pids = readPids(this.pidFile).reverse();
-    for (const p of pids) await stopProcess(p);
+    for (const p of pids) await this.stop(p);
     rmSync(this.stateDir, { recursive: true, force: true });
     rmSync(this.kubeconfig, { force: true });
+  }
+
+  /**
+   * Starts a component. The scheduler and the controller-manager are supervised as a kubelet does
+   * with static pods: one that exits with an error (kube-scheduler exits 1 by design when its cache
+   * contradicts the API server, as after an API server restart) is started again with the same arguments.
+   */
+  private spawn(name: string, args: string[]): ManagedProcess {
+    const supervised = name === 'kube-scheduler' || name === 'kube-controller-manager';
+    const onExit = (code: number | null) => {
+      if (code === 0 || code === null || stopping.has(started.pid) || !existsSync(this.pidFile)) return;
+      const fresh = this.spawn(name, args);
+      writePids(this.pidFile, readPids(this.pidFile).map((p) => (p.pid === started.pid ? fresh : p)));
+    };
+    const started = startProcess(name, toolPath(name), args, join(this.logDir, `${name}.log`), process.env, supervised ? onExit : undefined);
+    return started;
+  }
+
+  private async stop(p: ManagedProcess): Promise<void> {
+    stopping.add(p.pid);
+    await stopProcess(p);
+  }
+
+  /** Starts one more component (a tool of .cluster/bin) as a process of this cluster: down() stops it. */
+  startComponent(name: string, args: string[]): void {
+    const all = readPids(this.pidFile);
+    if (all.some((p) => p.name === name && isAlive(p.pid))) throw new Error(`${name} already runs in ${this.dir}`);
+    writePids(this.pidFile, [...all.filter((p) => p.name !== name), this.spawn(name, args)]);
+  }
+
+  /** Whether a component started by up() or startComponent() is running. */
+  runs(name: string): boolean {
+    return readPids(this.pidFile).some((p) => p.name === name && isAlive(p.pid));
   }
 
   /** Kills and restarts one component with the same arguments (chaos tests). */
@@ -128,8 +170,8 @@ export class LocalCluster {
     const all = readPids(this.pidFile);
     const target = all.find((p) => p.name === name);
     if (!target) throw new Error(`${name} is not running in ${this.dir}`);
-    await stopProcess(target);
-    const fresh = startProcess(name, toolPath(name), target.args, join(this.logDir, `${name}.log`));
+    await this.stop(target);
+    const fresh = this.spawn(name, target.args);
     writePids(this.pidFile, all.map((p) => (p.name === name ? fresh : p)));
     if (name === 'kube-apiserver') await waitFor('kube-apiserver to come back', () => this.apiserverReady(), 90_000, 250);
   }
@@ -156,10 +198,14 @@ export class LocalCluster {
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${join(pki, 'sa.pub')}`, `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
       '--service-cluster-ip-range=10.96.0.0/16', '--allow-privileged=true',
+      // Since 1.36 the endpoint reconciler refuses a loopback advertise address; nothing here needs the kubernetes Service's endpoints.
+      '--endpoint-reconciler-type=none',
       // on top of the default plugins: what OpenShift enforces for owner references with blockOwnerDeletion
       '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
-      // MutatingAdmissionPolicy (beta, off by default): the e2e tests add a foreign scheduling gate at admission
-      '--feature-gates=ImageVolume=true,MutatingAdmissionPolicy=true', '--runtime-config=admissionregistration.k8s.io/v1beta1=true',
+      // MutatingAdmissionPolicy: the e2e tests add a foreign scheduling gate at admission (served as v1beta1 too);
+      // the Workload/PodGroup API (scheduling.k8s.io/v1beta1, off by default) for gang and topology-aware scheduling
+      `--feature-gates=ImageVolume=true,MutatingAdmissionPolicy=true,${SCHEDULING_GATES}`,
+      '--runtime-config=admissionregistration.k8s.io/v1beta1=true,scheduling.k8s.io/v1beta1=true',
       `--audit-policy-file=${join(this.stateDir, 'audit-policy.yaml')}`, `--audit-log-path=${this.auditLog}`,
       '--audit-log-format=json', '--audit-log-mode=blocking',
       '--profiling=false', '--v=1',
@@ -172,7 +218,7 @@ export class LocalCluster {
       '--kubeconfig', this.kubeconfigFor('controllerManager'), '--leader-elect=false', '--secure-port=0',
       `--service-account-private-key-file=${join(pki, 'sa.key')}`, `--root-ca-file=${join(pki, 'ca.crt')}`,
       '--use-service-account-credentials=true', '--controllers=*',
-      '--node-monitor-grace-period=40s', '--v=1',
+      '--node-monitor-grace-period=40s', `--feature-gates=${SCHEDULING_GATES}`, '--v=1',
     ];
   }
 

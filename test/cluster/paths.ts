@@ -20,6 +20,13 @@ export function toolPath(name: string): string {
   return path;
 }
 
+/** Manifests a tool's build brought along (hack/toolchain.sh links them into .cluster/manifests): e.g. Kueue's CRDs. */
+export function toolManifests(name: string): string {
+  const path = join(repoRoot(), '.cluster', 'manifests', name);
+  if (!existsSync(path)) throw new Error(`${path} is missing: run "bash hack/setup.sh --tools" first`);
+  return path;
+}
+
 /** Source-tree asset next to the compiled file (tsc does not copy non-TS files). */
 export function sourceAsset(...parts: string[]): string {
   return resolve(repoRoot(), ...parts);

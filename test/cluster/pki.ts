@@ -9,6 +9,7 @@ export const CLIENTS = {
   controllerManager: { cn: 'system:kube-controller-manager', groups: [] },
   scheduler: { cn: 'system:kube-scheduler', groups: [] },
   kwok: { cn: 'kwok-controller', groups: ['system:masters'] },
+  kueue: { cn: 'kueue-controller-manager', groups: ['system:masters'] },
 } as const;
 export type ClientName = keyof typeof CLIENTS;
 
@@ -48,4 +49,16 @@ export function ensurePki(dir: string): void {
   }
   ecKey(dir, 'sa');
   openssl(['ec', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
+}
+
+/**
+ * A serving certificate for 127.0.0.1 signed by the cluster CA of `pkiDir` (a webhook server on
+ * loopback that the API server calls by URL): `name`.crt and `name`.key. Idempotent.
+ */
+export function ensureLoopbackServingCert(pkiDir: string, name: string): { cert: string; key: string } {
+  const paths = { cert: join(pkiDir, `${name}.crt`), key: join(pkiDir, `${name}.key`) };
+  if (!existsSync(paths.cert)) {
+    signed(pkiDir, name, `/CN=${name}`, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
+  }
+  return paths;
 }

@@ -39,7 +39,6 @@ describe('groups: names and labels', () => {
         epoch: 'inference.bloom.dev/epoch',
         revision: 'inference.bloom.dev/revision',
         groupKey: 'inference.bloom.dev/group-key',
-        domain: 'inference.bloom.dev/domain',
       },
     );
   });

@@ -194,13 +194,12 @@ describe('groups: desired group pods', () => {
     }
   });
 
-  it('pins a multi-pod group to the domain the operator chose', () => {
+  it('never pins a multi-pod group to a node or domain: it follows its pod 0 by pod affinity', () => {
     const bd = shaped(8, 4);
-    const pod = desiredGroupPod({ bd, group: 0, pod: 1, epoch: 2, revision: podRevision(bd.spec), clusterDomain: CLUSTER_DOMAIN, domain: 'nvl-3' });
-    assert.deepEqual(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms, [
-      { matchExpressions: [{ key: CLIQUE, operator: 'In', values: ['nvl-3'] }] },
-    ]);
-    assert.equal(pod.metadata?.labels?.[LABELS.domain], 'nvl-3');
+    const pod = desiredGroupPod({ bd, group: 0, pod: 1, epoch: 2, revision: podRevision(bd.spec), clusterDomain: CLUSTER_DOMAIN });
+    assert.equal(pod.spec?.affinity?.nodeAffinity, undefined);
+    assert.equal(pod.spec?.nodeSelector, undefined);
+    assert.deepEqual(pod.spec?.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.map((t) => t.topologyKey), [CLIQUE]);
   });
 
   it('applies placement, worker overrides and user resources', () => {

@@ -4,7 +4,6 @@ import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { desiredGroupPod } from '../../operator/src/groups/pod.js';
 import { podRevision } from '../../operator/src/groups/revision.js';
 import { planGroup, type GroupPlanInput } from '../../operator/src/lifecycle/group-plan.js';
-import { domainPicker } from '../../operator/src/lifecycle/placement.js';
 import { readRecord, recordAnnotations, type GroupRecord } from '../../operator/src/lifecycle/group-record.js';
 import type { NodeView } from '../../operator/src/lifecycle/observe.js';
 import { bloomDeployment, CLUSTER_DOMAIN } from '../fixtures/bloom-deployments.js';
@@ -36,27 +35,97 @@ const node = (ready: boolean, unschedulable = false, since = T0): NodeView => ({
 const nodes = new Map<string, NodeView>([0, 1, 2, 3].map((i) => [`gpu-node-${i}`, node(true)]));
 
 function plan(over: Partial<GroupPlanInput>) {
-  return planGroup({ bd, record: record(), serviceResourceVersion: '7', pods: [], nodes, now: T0 + 60_000, revision, resetToken: undefined, clusterDomain: CLUSTER_DOMAIN, picker: { pick: () => undefined }, ...over });
+  return planGroup({ bd, record: record(), serviceResourceVersion: '7', pods: [], nodes, now: T0 + 60_000, revision, resetToken: undefined, clusterDomain: CLUSTER_DOMAIN, ...over });
 }
 
 const kinds = (p: ReturnType<typeof plan>) => p.actions.map((a) => a.kind);
 
 describe('planGroup (gang lifecycle of one group)', () => {
-  it('creates every pod gated, then lifts the gates only once all pods exist', () => {
+  const gatedGroup = (gates = ['inference.bloom.dev/gang']) => group().map((p) => { p.spec!.schedulingGates = gates.map((name) => ({ name })); delete p.spec!.nodeName; p.status = { phase: 'Pending' }; return p; });
+  const ungated = (p: ReturnType<typeof plan>) => p.actions.flatMap((a) => (a.kind === 'ungatePod' ? [a.name] : []));
+
+  it('creates every pod gated, unpinned, then releases pod 0 first and the others once it is bound (leader first)', () => {
     const first = plan({});
     assert.deepEqual(kinds(first), ['createPod', 'createPod', 'createPod', 'createPod']);
     assert.equal(first.status.phase, 'Pending');
-    const gated = group().map((p) => { p.spec!.schedulingGates = [{ name: 'inference.bloom.dev/gang' }]; delete p.spec!.nodeName; p.status = { phase: 'Pending' }; return p; });
+    for (const a of first.actions) assert.ok(a.kind === 'createPod' && a.pod.spec?.affinity?.nodeAffinity === undefined, 'never pinned to a node or domain');
+    const gated = gatedGroup();
     assert.deepEqual(kinds(plan({ pods: gated.slice(0, 3) })), ['createPod'], 'a missing pod of a gated group is created, not a failure');
-    assert.deepEqual(kinds(plan({ pods: gated })), ['ungatePod', 'ungatePod', 'ungatePod', 'ungatePod']);
+    const leaderFirst = plan({ pods: gated });
+    assert.deepEqual(ungated(leaderFirst), ['bloom-g0-p0-e1']);
+    assert.equal(leaderFirst.state, 'Gated');
+    gated[0]!.spec!.schedulingGates = [];
+    const waiting = plan({ pods: gated });
+    assert.deepEqual(ungated(waiting), [], 'the others wait while pod 0 is not bound');
+    assert.match(waiting.status.message ?? '', /waiting for pod 0/);
+    gated[0]!.spec!.nodeName = 'gpu-node-0';
+    const rest = plan({ pods: gated });
+    assert.deepEqual(ungated(rest), ['bloom-g0-p1-e1', 'bloom-g0-p2-e1', 'bloom-g0-p3-e1']);
+    assert.equal(rest.state, 'Scheduling');
   });
 
   it('lifts only its own gate: the action names its index among other controllers\' gates', () => {
-    const gated = group().map((p) => { p.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }, { name: 'inference.bloom.dev/gang' }]; delete p.spec!.nodeName; p.status = { phase: 'Pending' }; return p; });
+    const gated = gatedGroup(['kueue.x-k8s.io/admission', 'inference.bloom.dev/gang']);
     const ungates = plan({ pods: gated }).actions.filter((a) => a.kind === 'ungatePod');
-    assert.deepEqual(ungates.map((a) => a.kind === 'ungatePod' && a.gateIndex), [1, 1, 1, 1]);
+    assert.deepEqual(ungates.map((a) => a.kind === 'ungatePod' && a.gateIndex), [1]);
     const lifted = gated.map((p) => { p.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }]; return p; });
     assert.equal(plan({ pods: lifted }).actions.filter((a) => a.kind === 'ungatePod').length, 0, 'a foreign gate alone is not ours to lift');
+  });
+
+  it('Kueue: pods carry the pod group of their incarnation, are never gated, pinned or ungated by the operator', () => {
+    const kueue = bloomDeployment(8, { gpusPerPod: 4, placement: { topologyKey: 'nvidia.com/gpu.clique' }, gang: { policy: 'Kueue', queueName: 'gpus' } });
+    const rev = podRevision(kueue.spec);
+    const first = plan({ bd: kueue, record: record({ revision: rev, epoch: 3 }), revision: rev });
+    assert.deepEqual(kinds(first), ['createPod', 'createPod']);
+    assert.equal(first.state, 'Scheduling');
+    for (const a of first.actions) {
+      assert.ok(a.kind === 'createPod');
+      assert.deepEqual(a.pod.spec?.schedulingGates, []);
+      assert.equal(a.pod.spec?.affinity?.nodeAffinity, undefined);
+      assert.equal(a.pod.metadata?.labels?.['kueue.x-k8s.io/queue-name'], 'gpus');
+      assert.equal(a.pod.metadata?.labels?.['kueue.x-k8s.io/pod-group-name'], 'bloom-g0-e3');
+      assert.deepEqual([a.pod.metadata?.annotations?.['kueue.x-k8s.io/pod-group-total-count'], a.pod.metadata?.annotations?.['kueue.x-k8s.io/podset-required-topology'],
+        a.pod.metadata?.annotations?.['kueue.x-k8s.io/retriable-in-group'], a.pod.metadata?.annotations?.['kueue.x-k8s.io/role-hash']], ['2', 'nvidia.com/gpu.clique', 'false', 'main']);
+    }
+    const held = first.actions.map((a) => (a.kind === 'createPod' ? a.pod : undefined)!).map((p, i) => { p.metadata!.uid = `u${i}`; p.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }]; p.status = { phase: 'Pending' }; return p; });
+    const waiting = plan({ bd: kueue, record: record({ revision: rev, epoch: 3 }), revision: rev, pods: held, now: T0 + 3_600_000 });
+    assert.deepEqual(kinds(waiting), [], 'Kueue\'s gate is Kueue\'s: nothing to do, no timeout charged while queued');
+    assert.equal(waiting.status.phase, 'Pending');
+  });
+
+  it('PodGroup: applies the incarnation\'s PodGroup before its pods, which name it; it goes with them', () => {
+    const pg = bloomDeployment(8, { gpusPerPod: 4, placement: { topologyKey: 'nvidia.com/gpu.clique' }, gang: { policy: 'PodGroup' } });
+    const rev = podRevision(pg.spec);
+    const first = plan({ bd: pg, record: record({ revision: rev, epoch: 2 }), revision: rev });
+    assert.deepEqual(kinds(first), ['applyPodGroup', 'createPod', 'createPod']);
+    const apply = first.actions[0]!;
+    assert.ok(apply.kind === 'applyPodGroup');
+    assert.equal(apply.podGroup.metadata?.name, 'bloom-g0-e2');
+    assert.deepEqual(apply.podGroup.spec, { schedulingPolicy: { gang: { minCount: 2 } }, schedulingConstraints: { topology: [{ key: 'nvidia.com/gpu.clique' }] } });
+    assert.equal(apply.podGroup.metadata?.ownerReferences?.[0]?.kind, 'BloomDeployment');
+    const pods = first.actions.flatMap((a) => (a.kind === 'createPod' ? [a.pod] : []));
+    for (const pod of pods) {
+      assert.deepEqual((pod.spec as { schedulingGroup?: unknown }).schedulingGroup, { podGroupName: 'bloom-g0-e2' });
+      assert.equal(pod.metadata?.annotations?.['inference.bloom.dev/pod-group'], 'bloom-g0-e2', 'read back from the cache (a typed LIST drops schedulingGroup)');
+      assert.deepEqual(pod.spec?.schedulingGates, []);
+    }
+    pods.forEach((p, i) => { p.metadata!.uid = `u${i}`; p.spec!.nodeName = `gpu-node-${i}`; p.status = { phase: 'Failed' }; });
+    const restart = plan({ bd: pg, record: record({ revision: rev, epoch: 2 }), revision: rev, pods });
+    assert.deepEqual(kinds(restart).sort(), ['deletePod', 'deletePod', 'deletePodGroup', 'patchRecord']);
+    assert.ok(restart.actions.some((a) => a.kind === 'deletePodGroup' && a.name === 'bloom-g0-e2'));
+  });
+
+  it('a placement stall (pods unschedulable beside the bound one) recreates the group without charging the budget', () => {
+    const pods = group().map((p, i) => {
+      if (i > 0) { delete p.spec!.nodeName; p.status = { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0) }] }; }
+      return p;
+    });
+    const p = plan({ pods, now: T0 + 61_000 });
+    assert.equal(p.state, 'BackingOff');
+    assert.equal(p.status.lastFailure?.reason, 'PlacementStalled');
+    assert.equal(p.status.lastFailure?.class, 'Disruption');
+    assert.equal(p.status.restarts, 0, 'not charged to maxGroupRestarts');
+    assert.equal(p.status.disruptions, 1);
   });
 
   it('closes every pod\'s readiness gate as soon as one pod is not ready (the group leaves the endpoints before any restart)', () => {
@@ -79,8 +148,7 @@ describe('planGroup (gang lifecycle of one group)', () => {
 
   it('runs a single-pod group (TP=8 in one 8-GPU pod) without a gate or a domain pick', () => {
     const single = bloomDeployment(8, { failurePolicy: { maxGroupRestarts: 2 } });
-    const picker = domainPicker(single.spec, nodes, []);
-    const first = plan({ bd: single, record: record({ revision: podRevision(single.spec) }), revision: podRevision(single.spec), picker });
+    const first = plan({ bd: single, record: record({ revision: podRevision(single.spec) }), revision: podRevision(single.spec) });
     assert.deepEqual(kinds(first), ['createPod']);
     const created = first.actions[0]!;
     assert.ok(created.kind === 'createPod');

@@ -406,6 +406,33 @@ function gpuCountRule(list: 'limits' | 'requests'): CelRule {
   );
 }
 
+function gangSchema(): Schema {
+  return object(
+    'How a multi-pod group is admitted all-or-nothing and placed inside one domain of placement.topologyKey (a single-pod group needs none of this).',
+    {
+      policy: string(
+        'SchedulingGates: the pods are created with the scheduling gate inference.bloom.dev/gang; the operator releases pod 0 first and the others once it is bound (they follow it into its domain by pod affinity). ' +
+        'Kueue: the pods form a Kueue pod group (kueue.x-k8s.io/pod-group-name, one per group incarnation) in queueName, admitted whole against the ClusterQueue quota and, with topology-aware scheduling, into one domain of placement.topologyKey; Kueue gates and places them, the operator never pins or ungates them. ' +
+        `PodGroup: the kube-scheduler's gang scheduling (scheduling.k8s.io/v1beta1 PodGroup per group incarnation, minCount = pods per group, topology constraint placement.topologyKey; Kubernetes 1.37 with GenericWorkload and TopologyAwareWorkloadScheduling). Default ${DEFAULTS.gang.policy}.`,
+        { enum: ['SchedulingGates', 'Kueue', 'PodGroup'], default: DEFAULTS.gang.policy },
+      ),
+      queueName: string('The Kueue LocalQueue (in the deployment namespace) the groups are queued in: label kueue.x-k8s.io/queue-name. Required with policy Kueue, refused otherwise.', {
+        maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+      }),
+    },
+    {
+      'x-kubernetes-validations': [
+        rule(
+          "(self.policy == 'Kueue') == has(self.queueName)",
+          'spec.gang.queueName is required with policy Kueue and only there',
+          (self: { policy: string; queueName?: string }) => (self.policy === 'Kueue') === (self.queueName !== undefined),
+          { fieldPath: '.queueName' },
+        ),
+      ],
+    },
+  );
+}
+
 /** Rules on the group shape: pods of gpusPerPod GPUs that tile the tensor-parallel group, on distinct nodes. */
 function shapeRules(): CelRule[] {
   return [
@@ -455,15 +482,7 @@ export function specSchema(): Schema {
       model: modelSchema(),
       worker: workerSchema(),
       placement: defaultedSection(placementSchema()),
-      gang: defaultedSection(object(
-        'How a group is admitted all-or-nothing.',
-        {
-          policy: string(
-            `SchedulingGates: every rank pod is created with the scheduling gate inference.bloom.dev/gang, which the operator removes from all ranks of a group at once. Default ${DEFAULTS.gang.policy}.`,
-            { enum: ['SchedulingGates'], default: DEFAULTS.gang.policy },
-          ),
-        },
-      )),
+      gang: defaultedSection(gangSchema()),
       rendezvous: defaultedSection(rendezvousSchema()),
       network: networkSchema(),
       failurePolicy: defaultedSection(failurePolicySchema()),

@@ -10,7 +10,12 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 
 export type ModelFormat = 'bloom-int8';
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
-export type GangPolicy = 'SchedulingGates';
+/**
+ * How a multi-pod group is admitted all-or-nothing and placed in one topology domain: by the
+ * operator's own scheduling gate (leader first), by Kueue (pod group, quota and topology-aware
+ * scheduling), or by the kube-scheduler's gang scheduling (scheduling.k8s.io PodGroup).
+ */
+export type GangPolicy = 'SchedulingGates' | 'Kueue' | 'PodGroup';
 /** A resource quantity as Kubernetes accepts it: "16Gi", "500m" or a plain number. */
 export type Quantity = string | number;
 
@@ -144,6 +149,8 @@ export interface PlacementSpec {
 
 export interface GangSpec {
   policy: GangPolicy;
+  /** Kueue LocalQueue of the group pods (required with policy Kueue). */
+  queueName?: string;
 }
 
 /** Inclusive port range. */

@@ -83,6 +83,8 @@ function writeFailure(action: Action, err: unknown): WriteFailure {
       case 'createNetworkPolicy': case 'applyNetworkPolicy': return `NetworkPolicy ${action.policy.metadata?.name}`;
       case 'deleteNetworkPolicy': return `NetworkPolicy ${action.name}`;
       case 'deleteService': case 'patchRecord': return `Service ${action.name}`;
+      case 'applyPodGroup': return `PodGroup ${action.podGroup.metadata?.name}`;
+      case 'deletePodGroup': return `PodGroup ${action.name}`;
       case 'deletePod': case 'ungatePod': case 'setGroupReady': return `Pod ${action.name}`;
     }
   })();
@@ -325,7 +327,6 @@ export class BloomController {
       bd,
       services: this.services.list(namespace).filter(ownedByThis),
       pods: this.pods.list(namespace).filter(ownedByThis),
-      placementPods: this.pods.list(),
       pdbs: this.pdbs?.list(namespace).filter(ownedByThis),
       networkPolicies: this.networkPolicies.list(namespace).filter(ownedByThis),
       nodes: this.nodeViews(),
@@ -404,6 +405,8 @@ export class BloomController {
       case 'createNetworkPolicy': return w.createNetworkPolicy(a.policy);
       case 'applyNetworkPolicy': await w.applyNetworkPolicy(a.policy); return;
       case 'deleteNetworkPolicy': await w.deleteNetworkPolicy(namespace, a.name, a.uid); return;
+      case 'applyPodGroup': await w.applyPodGroup(a.podGroup); return;
+      case 'deletePodGroup': await w.deletePodGroup(namespace, a.name); return;
     }
   }
 }

@@ -7,8 +7,8 @@
 import type { Action } from '../lifecycle/actions.js';
 
 const STAGES: ReadonlyArray<ReadonlyArray<Action['kind']>> = [
-  ['createService', 'applyService', 'patchRecord', 'deleteService', 'createPdb', 'applyPdb', 'deletePdb', 'createNetworkPolicy', 'applyNetworkPolicy', 'deleteNetworkPolicy'],
-  ['deletePod'],
+  ['createService', 'applyService', 'patchRecord', 'deleteService', 'createPdb', 'applyPdb', 'deletePdb', 'createNetworkPolicy', 'applyNetworkPolicy', 'deleteNetworkPolicy', 'applyPodGroup'],
+  ['deletePod', 'deletePodGroup'],
   ['createPod'],
   ['ungatePod', 'setGroupReady'],
 ];

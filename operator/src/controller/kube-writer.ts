@@ -4,10 +4,11 @@
  * nothing) and count failures in the metrics. A create that finds an object of the same
  * name it does not control is an error (ForeignObjectError), never taken as success.
  */
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, type KubernetesObject, type V1PodDisruptionBudget, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, PolicyV1Api, type ConfigurationOptions, type KubernetesObject, type ObservableMiddleware, type V1PodDisruptionBudget, setHeaderMiddleware, setHeaderOptions, type KubeConfig, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
 import { NETWORK_POLICY_RESOURCE, type NetworkPolicy } from '../groups/network-policy.js';
+import { POD_GROUP_API, type PodGroup } from '../groups/gang.js';
 import { GANG_SCHEDULING_GATE, GROUP_READY_CONDITION } from '../groups/pod.js';
 import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
 
@@ -17,6 +18,16 @@ const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 const strategicMergePatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 // The body is serialized as JSON, which is YAML: the apiserver takes it as an apply configuration.
 const serverSideApply = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+
+/**
+ * Sends `body` as JSON as it is: client-node's typed serializer drops the fields its models lack
+ * (Pod spec.schedulingGroup of Kubernetes 1.35+). The request's Content-Type stays application/json.
+ */
+function verbatimBody(body: unknown): ConfigurationOptions {
+  const json = setHeaderMiddleware('Content-Type', 'application/json');
+  const middleware: ObservableMiddleware = { pre: (request) => { request.setBody(JSON.stringify(body)); return json.pre(request); }, post: (response) => json.post(response) };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
 
 export const statusCode = (err: unknown): number | undefined => (err as { code?: number })?.code;
 
@@ -72,7 +83,7 @@ export class KubeWriter {
 
   createPod(pod: V1Pod) {
     const { name, namespace } = pod.metadata as { name: string; namespace: string };
-    return this.create('pods', pod, () => this.core.createNamespacedPod({ namespace, body: pod, fieldManager: FIELD_MANAGER }), () => this.core.readNamespacedPod({ name, namespace }));
+    return this.create('pods', pod, () => this.core.createNamespacedPod({ namespace, body: pod, fieldManager: FIELD_MANAGER }, verbatimBody(pod)), () => this.core.readNamespacedPod({ name, namespace }));
   }
 
   /** Deletes the pod with this uid (never a newer pod of the same name); force skips the grace period. */
@@ -124,6 +135,18 @@ export class KubeWriter {
   patchServiceRecord(namespace: string, name: string, resourceVersion: string, annotations: Record<string, string | null>, selector?: Record<string, string>) {
     const body = { metadata: { resourceVersion, annotations }, ...(selector ? { spec: { selector } } : {}) };
     return this.call('patch', 'services', () => this.core.patchNamespacedService({ name, namespace, body, fieldManager: FIELD_MANAGER }, mergePatch));
+  }
+
+  /** Server-side apply of an incarnation's PodGroup (forced: the operator owns it whole). */
+  applyPodGroup(podGroup: PodGroup) {
+    const { name, namespace } = podGroup.metadata as { name: string; namespace: string };
+    const { group, version, plural } = POD_GROUP_API;
+    return this.call('patch', plural, () => this.custom.patchNamespacedCustomObject({ group, version, plural, namespace, name, body: podGroup, fieldManager: FIELD_MANAGER, force: true }, serverSideApply));
+  }
+
+  deletePodGroup(namespace: string, name: string) {
+    const { group, version, plural } = POD_GROUP_API;
+    return this.call('delete', plural, () => this.custom.deleteNamespacedCustomObject({ group, version, plural, namespace, name }), [404]);
   }
 
   createPdb(pdb: V1PodDisruptionBudget) {

@@ -6,6 +6,7 @@ export * from './owner.js';
 export * from './revision.js';
 export * from './env.js';
 export * from './resources.js';
+export * from './gang.js';
 export * from './pod.js';
 export * from './service.js';
 export * from './pdb.js';

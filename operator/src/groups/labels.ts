@@ -11,8 +11,6 @@ export const LABELS = {
   revision: `${API_GROUP}/revision`,
   /** `<bd>-g<group>`: identifies a group across deployments (exclusive placement selects on it). */
   groupKey: `${API_GROUP}/group-key`,
-  /** The topology domain (value of placement.topologyKey) the operator chose for this incarnation, if it chose one. */
-  domain: `${API_GROUP}/domain`,
 } as const;
 
 export const ANNOTATIONS = {

@@ -21,6 +21,11 @@ export function groupPodName(bd: string, group: number, pod: number, epoch: numb
   return `${bd}-g${group}-p${pod}-e${epoch}`;
 }
 
+/** One incarnation (epoch) of a group: its Kueue pod group and its scheduling.k8s.io PodGroup. */
+export function incarnationName(bd: string, group: number, epoch: number): string {
+  return `${bd}-g${group}-e${epoch}`;
+}
+
 /** ClusterIP Service clients call: routes to pod 0 (global rank 0) of every ready group. */
 export function clientServiceName(bd: string): string {
   return bd;

@@ -7,6 +7,7 @@ import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment, BloomDeploymentSpec, ModelSource } from '../api/types.js';
 import { HOSTNAME_LABEL } from '../api/constants.js';
 import { groupPodEnv, type PodEnvParams } from './env.js';
+import { gangPodMetadata, podSchedulingGroup } from './gang.js';
 import { ANNOTATIONS, LABELS, groupEpochSelector, groupPodLabels } from './labels.js';
 import { groupPodName, groupServiceName, podHostname } from './names.js';
 import { controllerOwnerReference } from './owner.js';
@@ -14,7 +15,7 @@ import { podResources } from './resources.js';
 import { containerSecurityContext, podSecurityContext, securityVolumes } from './security.js';
 import { groupShape } from './shape.js';
 
-/** Scheduling gate on every new pod of a multi-pod group; the operator lifts it on all pods of a group at once (gang admission). */
+/** Scheduling gate on every new pod of a multi-pod group under gang policy SchedulingGates; the operator lifts it from pod 0 first, then from the others once pod 0 is bound. */
 export const GANG_SCHEDULING_GATE = 'inference.bloom.dev/gang';
 /**
  * Readiness gate of the pods of a multi-pod group: the operator sets this pod condition True only
@@ -46,8 +47,6 @@ export const LIVENESS_PROBE = { periodSeconds: 10, timeoutSeconds: 5, failureThr
 export interface GroupPodParams extends PodEnvParams {
   /** podRevision(spec) the pod is built from (label inference.bloom.dev/revision). */
   revision: string;
-  /** Topology domain with room for the whole (multi-pod) group, chosen by the operator: the pods are pinned to it. */
-  domain?: string;
 }
 
 function modelVolume(source: ModelSource): V1Volume {
@@ -126,35 +125,38 @@ export function podPorts(spec: BloomDeploymentSpec, pod: number): V1ContainerPor
   return [{ name: PORT_NAMES.http, containerPort: spec.worker.httpPort, protocol: 'TCP' }, health, ...rendezvous];
 }
 
+/** Selects the pods of every other group (its group-key label differs). */
+const otherGroups = (bd: string, group: number): Pick<V1PodAffinityTerm, 'labelSelector'> => ({
+  labelSelector: {
+    matchExpressions: [
+      { key: LABELS.groupKey, operator: 'Exists' },
+      { key: LABELS.groupKey, operator: 'NotIn', values: [groupServiceName(bd, group)] },
+    ],
+  },
+});
+
 /**
  * The pods of a multi-pod group: required pod affinity packs them into one topology domain (every
  * pod carries the labels its own term selects, so the first one is schedulable), and required
  * anti-affinity on the hostname puts them on distinct nodes (the ranks of one node share one pod).
  * With exclusive placement, required anti-affinity keeps other groups (of any BloomDeployment in
- * the namespace) out of the domain. A single-pod group needs only the exclusive term, if any.
+ * the namespace) out of the domain; without it, a preferred one steers the group's first pod to a
+ * domain no other group uses yet. A single-pod group needs only the exclusive term, if any.
  */
-export function podAffinity(spec: BloomDeploymentSpec, bd: string, group: number, epoch: number, domain?: string): V1Affinity | undefined {
+export function podAffinity(spec: BloomDeploymentSpec, bd: string, group: number, epoch: number): V1Affinity | undefined {
   const topologyKey = spec.placement.topologyKey;
   const incarnation = { labelSelector: { matchLabels: groupEpochSelector(bd, group, epoch) } };
   const multiPod = groupShape(spec).pods > 1;
   const antiAffinity: V1PodAffinityTerm[] = multiPod ? [{ ...incarnation, topologyKey: HOSTNAME_LABEL }] : [];
-  if (spec.placement.exclusive) {
-    antiAffinity.push({
-      labelSelector: {
-        matchExpressions: [
-          { key: LABELS.groupKey, operator: 'Exists' },
-          { key: LABELS.groupKey, operator: 'NotIn', values: [groupServiceName(bd, group)] },
-        ],
-      },
-      topologyKey,
-    });
-  }
+  if (spec.placement.exclusive) antiAffinity.push({ ...otherGroups(bd, group), topologyKey });
   const affinity: V1Affinity = {};
-  if (domain !== undefined) {
-    affinity.nodeAffinity = { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: topologyKey, operator: 'In', values: [domain] }] }] } };
-  }
   if (multiPod) affinity.podAffinity = { requiredDuringSchedulingIgnoredDuringExecution: [{ ...incarnation, topologyKey }] };
-  if (antiAffinity.length > 0) affinity.podAntiAffinity = { requiredDuringSchedulingIgnoredDuringExecution: antiAffinity };
+  const anti: NonNullable<V1Affinity['podAntiAffinity']> = {};
+  if (antiAffinity.length > 0) anti.requiredDuringSchedulingIgnoredDuringExecution = antiAffinity;
+  // The first pod of a multi-pod group prefers a domain without other groups (of any deployment or
+  // namespace): the pods that follow it find room there more often than in a domain others already fill.
+  if (multiPod && !spec.placement.exclusive) anti.preferredDuringSchedulingIgnoredDuringExecution = [{ weight: 100, podAffinityTerm: { ...otherGroups(bd, group), namespaceSelector: {}, topologyKey } }];
+  if (Object.keys(anti).length > 0) affinity.podAntiAffinity = anti;
   return Object.keys(affinity).length > 0 ? affinity : undefined;
 }
 
@@ -190,15 +192,16 @@ export function desiredGroupPod(params: GroupPodParams): V1Pod {
   const { volumes: podVolumes, mounts } = volumes(spec, params.pod);
   const extra = spec.worker.podMetadata;
   const placement = spec.placement;
-  const affinity = podAffinity(spec, name, group, epoch, params.domain);
+  const affinity = podAffinity(spec, name, group, epoch);
+  const gang = gangPodMetadata(bd, group, epoch);
   const pod: V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
       name: groupPodName(name, group, params.pod, epoch),
       namespace: bd.metadata.namespace,
-      labels: { ...extra?.labels, ...groupPodLabels(name, group, params.pod, epoch, revision), ...(params.domain === undefined ? {} : { [LABELS.domain]: params.domain }) },
-      annotations: { ...extra?.annotations, [ANNOTATIONS.tensorParallelSize]: String(spec.tensorParallelSize), [ANNOTATIONS.gpusPerPod]: String(spec.gpusPerPod) },
+      labels: { ...extra?.labels, ...groupPodLabels(name, group, params.pod, epoch, revision), ...gang.labels },
+      annotations: { ...extra?.annotations, [ANNOTATIONS.tensorParallelSize]: String(spec.tensorParallelSize), [ANNOTATIONS.gpusPerPod]: String(spec.gpusPerPod), ...gang.annotations },
       ownerReferences: [controllerOwnerReference(bd)],
     },
     spec: {
@@ -211,6 +214,7 @@ export function desiredGroupPod(params: GroupPodParams): V1Pod {
       schedulingGates: isGangGated(spec) ? [{ name: GANG_SCHEDULING_GATE }] : [],
       ...(groupShape(spec).pods > 1 ? { readinessGates: [{ conditionType: GROUP_READY_CONDITION }] } : {}),
       ...(affinity === undefined ? {} : { affinity }),
+      ...podSchedulingGroup(bd, group, epoch),
       containers: [workerContainer(spec, { ...params, bd }, mounts)],
       volumes: podVolumes,
     },

@@ -1,6 +1,7 @@
 /** What a reconcile asks the controller to write: the only output of the pure planning functions. */
 import type { V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 import type { NetworkPolicy } from '../groups/network-policy.js';
+import type { PodGroup } from '../groups/gang.js';
 
 export type Write =
   /** Create an object the caches do not show; one that exists and is not controlled by this deployment is an error. */
@@ -17,6 +18,10 @@ export type Write =
   | { kind: 'deletePod'; name: string; uid: string; force: boolean; orphanOf?: string }
   /** Set the pod's group-ready condition (its readiness gate): True only while every pod of the group is ready. */
   | { kind: 'setGroupReady'; name: string; ready: boolean; message: string }
+  /** Server-side apply (forced) of an incarnation's scheduling.k8s.io PodGroup (gang policy PodGroup), before its pods. */
+  | { kind: 'applyPodGroup'; podGroup: PodGroup }
+  /** Delete a PodGroup whose pods go (a 404 is success). */
+  | { kind: 'deletePodGroup'; name: string }
   | { kind: 'createPdb'; pdb: V1PodDisruptionBudget }
   | { kind: 'applyPdb'; pdb: V1PodDisruptionBudget }
   | { kind: 'deletePdb'; name: string; uid: string }

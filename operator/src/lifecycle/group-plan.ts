@@ -8,15 +8,15 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { BloomDeployment, GroupFailure, GroupStatus } from '../api/types.js';
-import { desiredGroupPod } from '../groups/pod.js';
-import { LABELS, groupEpochSelector } from '../groups/labels.js';
+import { desiredPodGroup, podGroupNames, usesPodGroups } from '../groups/gang.js';
+import { desiredGroupPod, isGangGated } from '../groups/pod.js';
+import { groupEpochSelector } from '../groups/labels.js';
 import { groupServiceName, masterAddress } from '../groups/names.js';
 import { groupShape } from '../groups/shape.js';
 import type { EventSpec, Write } from './actions.js';
 import { backoffMs, restartsInWindow } from './backoff.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
 import { FAILURE_CLASS, isLive, PHASE_OF, transition, type GroupEvent, type GroupState } from './group-state.js';
-import type { DomainPicker } from './placement.js';
 import { drainOf, groupReadyCondition, hasGroupGate, isGated, isReady, isTerminating, notReadySince, ownGateIndex, podEpoch, podFault, podIndex, scheduledAt, schedulingProblem, unschedulableSince, type NodeViews } from './observe.js';
 
 export interface GroupPlanInput {
@@ -33,8 +33,6 @@ export interface GroupPlanInput {
   /** Value of the deployment's reset annotation, if set. */
   resetToken: string | undefined;
   clusterDomain: string;
-  /** Chooses the topology domain of a new incarnation. */
-  picker: DomainPicker;
 }
 
 export interface GroupPlan {
@@ -60,7 +58,7 @@ function failureOf(reason: string, message: string, now: number, pod?: number): 
 }
 
 /**
- * Deletes of pods that must go: any not yet terminating; a terminating one is force-deleted once it
+ * Deletes of pods that must go: any not yet terminating (with the PodGroups it belongs to); a terminating one is force-deleted once it
  * is stuck: nodeLostGraceSeconds past its deletion deadline (a dead kubelet never confirms; this
  * works without a node watch), or as long on a lost node.
  */
@@ -83,6 +81,7 @@ function podDeletions(pods: readonly V1Pod[], input: GroupPlanInput): { actions:
     if (input.now >= stuckAt) actions.push({ kind: 'deletePod', name, uid, force: true });
     else wakeAt = Math.min(wakeAt ?? Infinity, stuckAt);
   }
+  actions.push(...podGroupNames(pods.filter((p) => !isTerminating(p))).map((name): Write => ({ kind: 'deletePodGroup', name })));
   return wakeAt === undefined ? { actions } : { actions, wakeAt };
 }
 
@@ -110,7 +109,9 @@ function detectFailure(state: GroupState, current: readonly V1Pod[], input: Grou
     if (seen.fault) return { failure: failureOf(seen.fault.reason, seen.fault.message, now, podIndex(pod)) };
     if (seen.wakeAt !== undefined) wake(seen.wakeAt);
   }
-  const released = current.some((p) => !isGated(p));
+  // Handed to the scheduler: the operator lifted its gate (SchedulingGates) or, when Kueue or the
+  // kube-scheduler's gang scheduling admits the group, a pod of it was bound. A pod missing before that is only created.
+  const released = isGangGated(bd.spec) ? current.some((p) => !isGated(p)) : current.some((p) => p.spec?.nodeName);
   const present = new Set(current.map(podIndex));
   if (released && present.size < pods) {
     const missing = [...Array(pods).keys()].find((i) => !present.has(i))!;
@@ -131,10 +132,9 @@ function detectFailure(state: GroupState, current: readonly V1Pod[], input: Grou
   }
   const bound = current.filter((p) => p.spec?.nodeName);
   const stuck = current.map(unschedulableSince).filter((t): t is number => t !== undefined);
-  const pinned = current.some((p) => p.metadata?.labels?.[LABELS.domain] !== undefined);
-  if (released && (bound.length > 0 || pinned) && stuck.length > 0) {
-    // Ranks pinned next to the bound ones (or to a domain that filled up meanwhile) cannot fit there:
-    // only a fresh placement of the whole group helps.
+  if (released && bound.length > 0 && stuck.length > 0) {
+    // Ranks that must follow the bound ones into their domain (pod affinity) cannot fit there:
+    // only a fresh placement of the whole group helps. A disruption: never charged to the budget.
     const deadline = Math.max(...stuck) + ms(policy.placementTimeoutSeconds);
     if (now >= deadline) {
       return { failure: failureOf('PlacementStalled', `${stuck.length} pod(s) unschedulable in the topology domain of the ${bound.length} bound pod(s) for ${policy.placementTimeoutSeconds}s`, now) };
@@ -273,19 +273,32 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
 
   if (state === 'Creating') {
     if (!upToDateRevision) return finish({ upToDate: false });
-    // Pods of one incarnation share its domain: a missing pod joins the existing ones; a fresh incarnation gets one.
     const present = new Set(current.map(podIndex));
-    const domain = current.length > 0 ? current[0]!.metadata?.labels?.[LABELS.domain] : input.picker.pick(groupServiceName(name, record.index));
+    // The incarnation's PodGroup is applied before its pods are created (they wait for it).
+    if (present.size === 0 && usesPodGroups(bd.spec)) actions.push({ kind: 'applyPodGroup', podGroup: desiredPodGroup(bd, record.index, record.epoch) });
     for (let index = 0; index < shape.pods; index++) {
       if (present.has(index)) continue;
-      const pod = desiredGroupPod({ bd, group: record.index, pod: index, epoch: record.epoch, revision: record.revision, clusterDomain: input.clusterDomain, ...(domain === undefined ? {} : { domain }) });
+      const pod = desiredGroupPod({ bd, group: record.index, pod: index, epoch: record.epoch, revision: record.revision, clusterDomain: input.clusterDomain });
       actions.push({ kind: 'createPod', pod });
     }
-    move(shape.pods > 1 ? 'PodsCreated' : 'Released');
+    // Gated by the operator (SchedulingGates); otherwise released at once, to the scheduler or to Kueue's own gate.
+    move(isGangGated(bd.spec) ? 'PodsCreated' : 'Released');
     return finish();
   }
   if (state === 'Gated') {
-    for (const pod of current.filter(isGated)) actions.push({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', gateIndex: ownGateIndex(pod) });
+    // Leader first (as LeaderWorkerSet): pod 0 is scheduled on its own, wherever the scheduler finds room;
+    // the others follow it into its domain (pod affinity) once it is bound. No pod holds GPUs before pod 0 does.
+    const leader = current.find((p) => podIndex(p) === 0)!;
+    const ungate = (pod: V1Pod): Write => ({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', gateIndex: ownGateIndex(pod) });
+    if (isGated(leader)) {
+      actions.push(ungate(leader));
+      return finish({ message: 'releasing pod 0 first; the others follow it once it is bound' });
+    }
+    if (!leader.spec?.nodeName) {
+      const problem = schedulingProblem([leader]);
+      return finish({ message: `waiting for pod 0 to be scheduled before releasing the others${problem ? `: ${problem}` : ''}` });
+    }
+    actions.push(...current.filter(isGated).map(ungate));
     move('Released');
     return finish();
   }

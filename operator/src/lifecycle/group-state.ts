@@ -6,7 +6,9 @@
  * missing from the table is a bug, and planGroup refuses it loudly.
  *
  *   Creating ─PodsCreated→ Gated ─Released→ Scheduling ─Scheduled→ Starting ─AllReady→ Ready
- *   (a single-pod group: Creating ─Released→ Scheduling; a pod gone before release: Gated ─PodMissing→ Creating)
+ *   (Gated: pod 0 is released first, the others once it is bound (leader first);
+ *   a single-pod group, or gang policy Kueue or PodGroup: Creating ─Released→ Scheduling, where Kueue's gate
+ *   or the gang scheduler holds the pods; a pod gone before release: Gated ─PodMissing→ Creating)
  *   any live state ─WorkloadFailure→ BackingOff (charged) | Failed (budget exhausted)
  *   any live state ─Disruption→ BackingOff (not charged; its own back-off)
  *   BackingOff ─BackoffElapsed→ Terminating ─OldEpochGone→ Creating

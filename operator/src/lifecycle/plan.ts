@@ -8,6 +8,7 @@ import type { V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client
 import { API_GROUP } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus, GroupStatus } from '../api/types.js';
 import { desiredClientService, desiredGroupService } from '../groups/service.js';
+import { desiredPodGroup, podGroupNames, usesPodGroups } from '../groups/gang.js';
 import { desiredGroupPods } from '../groups/pod.js';
 import { desiredGroupPdb } from '../groups/pdb.js';
 import { desiredGroupNetworkPolicy, type NetworkPolicy } from '../groups/network-policy.js';
@@ -22,7 +23,6 @@ import { planGroup, type GroupPlan } from './group-plan.js';
 import { isTerminating, podGroup, type NodeViews } from './observe.js';
 import { planRollout } from './rollout.js';
 import { computeStatus, progressDeadlineAt, progressDeadlineEvent } from './status.js';
-import { domainPicker } from './placement.js';
 
 /** Changing this annotation's value on a BloomDeployment resets every group's restart budget (and revives Failed groups). */
 export const RESET_RESTARTS_ANNOTATION = `${API_GROUP}/reset-restarts`;
@@ -31,8 +31,6 @@ export interface DeploymentObservation {
   bd: BloomDeployment;
   services: readonly V1Service[];
   pods: readonly V1Pod[];
-  /** Every group pod the operator sees (all deployments): what occupies the GPUs of each domain. */
-  placementPods?: readonly V1Pod[];
   /** The deployment's PodDisruptionBudgets; undefined when the operator may not manage them. */
   pdbs: readonly V1PodDisruptionBudget[] | undefined;
   /** The deployment's NetworkPolicies (one per group). */
@@ -78,25 +76,31 @@ function networkPolicyWrites(bd: BloomDeployment, index: number, epoch: number, 
 
 const deleteNetworkPolicy = (p: NetworkPolicy): Write => ({ kind: 'deleteNetworkPolicy', name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '' });
 
-function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string, domain: string | undefined, policy: NetworkPolicy | undefined): { writes: Write[]; status: GroupStatus } {
+function newGroup(bd: BloomDeployment, index: number, revision: string, now: number, clusterDomain: string, policy: NetworkPolicy | undefined): { writes: Write[]; status: GroupStatus } {
   const record: GroupRecord = { index, epoch: 1, revision, epochStarted: now, restarts: 0, restartTimes: [], disruptions: 0, disruptionTimes: [] };
   const service = desiredGroupService(bd, index, record.epoch);
   const annotations = Object.fromEntries(Object.entries(recordAnnotations(record)).filter((e): e is [string, string] => e[1] !== null));
   service.metadata!.annotations = { ...service.metadata!.annotations, ...annotations };
-  const pods = desiredGroupPods({ bd, group: index, epoch: record.epoch, revision, clusterDomain, ...(domain === undefined ? {} : { domain }) })
+  const pods = desiredGroupPods({ bd, group: index, epoch: record.epoch, revision, clusterDomain })
     .map((pod): Write => ({ kind: 'createPod', pod }));
+  const podGroup: Write[] = usesPodGroups(bd.spec) ? [{ kind: 'applyPodGroup', podGroup: desiredPodGroup(bd, index, record.epoch) }] : [];
   const name = bd.metadata.name ?? '';
   const leaderAddress = masterAddress(name, index, bd.metadata.namespace ?? 'default', clusterDomain, groupShape(bd.spec).pods);
   return {
-    writes: [{ kind: 'createService', service }, ...networkPolicyWrites(bd, index, record.epoch, policy), ...pods],
+    writes: [{ kind: 'createService', service }, ...networkPolicyWrites(bd, index, record.epoch, policy), ...podGroup, ...pods],
     status: { index, phase: 'Pending', epoch: 1, revision, readyPods: 0, readyRanks: 0, restarts: 0, leaderAddress },
   };
 }
 
+/** Deletes the pods not terminating yet, and the PodGroups they belong to. */
 function deleteAll(pods: readonly V1Pod[], orphanOf?: string): Write[] {
-  return pods.filter((p) => !isTerminating(p)).map((p): Write => ({
-    kind: 'deletePod', name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '', force: false, ...(orphanOf === undefined ? {} : { orphanOf }),
-  }));
+  const live = pods.filter((p) => !isTerminating(p));
+  return [
+    ...live.map((p): Write => ({
+      kind: 'deletePod', name: p.metadata?.name ?? '', uid: p.metadata?.uid ?? '', force: false, ...(orphanOf === undefined ? {} : { orphanOf }),
+    })),
+    ...podGroupNames(live).map((name): Write => ({ kind: 'deletePodGroup', name })),
+  ];
 }
 
 export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
@@ -114,7 +118,6 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (!Number.isInteger(g)) continue;
     podsByGroup.set(g, [...(podsByGroup.get(g) ?? []), pod]);
   }
-  const picker = domainPicker(bd.spec, obs.nodes, obs.placementPods ?? obs.pods);
   const groupServices = obs.services.filter((s) => s.metadata?.labels?.[LABELS.group] !== undefined);
   const plans = new Map<number, GroupPlan>();
   const groupServiceByIndex = new Map<number, V1Service>();
@@ -124,7 +127,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     groupServiceByIndex.set(record.index, service);
     plans.set(record.index, planGroup({
       bd, record, serviceResourceVersion: service.metadata?.resourceVersion ?? '', pods: podsByGroup.get(record.index) ?? [],
-      nodes: obs.nodes, now, revision, resetToken, clusterDomain, picker,
+      nodes: obs.nodes, now, revision, resetToken, clusterDomain,
     }));
   }
 
@@ -172,7 +175,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     if (plan.wakeAt !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, plan.wakeAt);
   }
   for (const index of rollout.create) {
-    const group = newGroup(bd, index, revision, now, clusterDomain, picker.pick(groupName(index)), policyByName.get(groupName(index)));
+    const group = newGroup(bd, index, revision, now, clusterDomain, policyByName.get(groupName(index)));
     const scope = groupScope(index);
     actions.push(...inScope(scope, group.writes));
     if (pdbByName) actions.push(...inScope(budgetScope(index), budgetWrites(bd, index, pdbByName.get(groupName(index)))));

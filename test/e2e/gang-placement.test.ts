@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { POD_GROUP_API } from '../../operator/src/groups/gang.js';
+import { useE2e } from './fixture.js';
+import { assertGroupsInOneClique, occupy } from './gang-harness.js';
+import { createBd, customObjects, kubectl, multiPodSpec, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
+import { waitFor } from '../cluster/processes.js';
+
+/** Foreign 4-GPU pods on one node of three of the four cliques: those fit one 2 x 4-GPU group each, the fourth two. */
+const FOREIGN_NODES = ['gpu-node-0', 'gpu-node-2', 'gpu-node-4'];
+
+async function removeAll(ctx: ReturnType<typeof useE2e>, names: string[]): Promise<void> {
+  for (const name of names) await kubectl(ctx.cluster, '-n', ctx.namespace, 'delete', 'bd', name, '--ignore-not-found', '--wait=false');
+  await waitFor('the groups gone', async () => (await Promise.all(names.map((n) => podsOf(ctx, n)))).every((p) => p.length === 0), 120_000);
+}
+
+describe('gang policy PodGroup: the kube-scheduler places each group whole inside one clique', function () {
+  const ctx = useE2e('podgroup');
+  useOperator(ctx);
+
+  it('groups of 2 pods x 4 GPUs land inside one clique around foreign pods, none split or stalled; a PodGroup per incarnation', async () => {
+    for (const node of FOREIGN_NODES) await occupy(ctx, node, 4);
+    await createBd(ctx, testDeployment('gang', { replicas: 4, ...multiPodSpec(8, 4), gang: { policy: 'PodGroup' }, failurePolicy: { placementTimeoutSeconds: 3600 } }));
+    const bd = await waitForBd(ctx, 'gang', '4 groups ready', (b) => b.status?.readyReplicas === 4, 180_000);
+    assert.ok((bd.status?.groups ?? []).every((g) => g.restarts === 0 && (g.disruptions ?? 0) === 0), 'no group recreated: none stalled');
+    await assertGroupsInOneClique(ctx, 'gang', 4);
+    const { group, version, plural } = POD_GROUP_API;
+    const list = await customObjects(ctx.kc).listNamespacedCustomObject({ group, version, plural, namespace: ctx.namespace }) as { items: Array<{ metadata: { name: string }; spec: { schedulingPolicy: { gang: { minCount: number } } } }> };
+    assert.deepEqual(list.items.map((p) => p.metadata.name).sort(), ['gang-g0-e1', 'gang-g1-e1', 'gang-g2-e1', 'gang-g3-e1']);
+    assert.ok(list.items.every((p) => p.spec.schedulingPolicy.gang.minCount === 2));
+    // client-node's models lack spec.schedulingGroup: read the pods as the API server serves them.
+    const raw = JSON.parse(await kubectl(ctx.cluster, '-n', ctx.namespace, 'get', 'pods', '-l', 'inference.bloom.dev/deployment=gang', '-o', 'json')) as { items: Array<{ metadata: { labels: Record<string, string> }; spec: { schedulingGroup?: { podGroupName?: string } } }> };
+    assert.equal(raw.items.length, 8);
+    for (const pod of raw.items) assert.equal(pod.spec.schedulingGroup?.podGroupName, `gang-g${pod.metadata.labels['inference.bloom.dev/group']}-e1`);
+    await removeAll(ctx, ['gang']);
+    await waitFor('the PodGroups gone with their pods', async () => ((await customObjects(ctx.kc).listNamespacedCustomObject({ group, version, plural, namespace: ctx.namespace })) as { items: unknown[] }).items.length === 0, 30_000);
+  });
+});
+
+describe('gang policy SchedulingGates: leader first, never pinned, placement never charged', function () {
+  const ctx = useE2e('leader');
+  useOperator(ctx);
+
+  it('two deployments created at once, around foreign pods: every group whole in one clique, nothing pinned, no restart charged', async () => {
+    for (const node of FOREIGN_NODES) await occupy(ctx, node, 4);
+    const spec = { replicas: 2, ...multiPodSpec(8, 4), failurePolicy: { placementTimeoutSeconds: 10, backoffSeconds: 1, maxBackoffSeconds: 2 } };
+    await Promise.all(['left', 'right'].map((name) => createBd(ctx, testDeployment(name, spec))));
+    const ready = await Promise.all(['left', 'right'].map((name) => waitForBd(ctx, name, '2 groups ready', (b) => b.status?.readyReplicas === 2, 240_000)));
+    const groups = ready.flatMap((b) => b.status?.groups ?? []);
+    assert.ok(groups.every((g) => g.restarts === 0), `no placement charged as a restart: ${JSON.stringify(groups.map((g) => [g.restarts, g.disruptions, g.lastFailure?.reason]))}`);
+    assert.ok(groups.every((g) => !g.lastFailure || g.lastFailure.reason === 'PlacementStalled'), 'only placement retries, if any');
+    console.log(`      placement retries (stalls recreated, not charged): ${groups.reduce((n, g) => n + (g.disruptions ?? 0), 0)} over ${groups.length} groups`);
+    for (const name of ['left', 'right']) await assertGroupsInOneClique(ctx, name, 2);
+    for (const pod of [...await podsOf(ctx, 'left'), ...await podsOf(ctx, 'right')]) {
+      assert.equal(pod.spec?.affinity?.nodeAffinity, undefined, `${pod.metadata?.name}: never pinned to a node or domain`);
+    }
+    await removeAll(ctx, ['left', 'right']);
+  });
+});
