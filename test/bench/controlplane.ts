@@ -8,8 +8,10 @@
  *   3. API writes by the operator per group, from the audit log, by resource and verb.
  *   4. Zero writes: 10 s of an unchanged ready deployment after a forced resync (an operator
  *      restart: full re-list and reconcile of everything) and after a metadata-only touch.
+ *   5. The gang policies (SchedulingGates, Kueue, PodGroup) on multi-pod groups (gang.ts).
  *
- * Environment: BENCH_SINGLE_RUNS (10), BENCH_FLEET_RUNS (3), BENCH_FLEET_GROUPS (50), BENCH_NODES (50).
+ * Environment: BENCH_SINGLE_RUNS (10), BENCH_FLEET_RUNS (3), BENCH_FLEET_GROUPS (50), BENCH_NODES (50),
+ * BENCH_GANG_RUNS (3; 0 skips the gang policies).
  */
 import { hostname } from 'node:os';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -18,6 +20,7 @@ import type { AuditEvent } from '../e2e/audit.js';
 import type { E2eContext } from '../e2e/fixture.js';
 import { readyGroupCount } from '../e2e/observe.js';
 import { createBd, customObjects, getBd, startOperator, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
+import { benchGangPolicies } from './gang.js';
 import {
   LoadSampler, auditTimeline, bdReached, benchCluster, breakdown, deleteDeployment, keepLogs, log, machine, median, mergePatch, mmm, operatorRevision, startBenchOperator,
   OPERATOR_USER, operatorWrites, podsReached, sec, sleep, versions, withCleanup, writeResults,
@@ -33,6 +36,7 @@ const PODS_PER_GROUP = 1;
 const QUIET_MS = 10_000;
 /** One extra fleet run with the default placement (exclusive=false), bounded by this timeout; 0 skips it. */
 const DEFAULT_PLACEMENT_TIMEOUT_S = Number(process.env.BENCH_DEFAULT_PLACEMENT_TIMEOUT_S ?? 150);
+const GANG_RUNS = Number(process.env.BENCH_GANG_RUNS ?? 3);
 
 interface Run { name: string; groups: number; podsReadyMs: number; statusReadyMs: number; writes: AuditEvent[]; restarts: string[]; timeline: string }
 
@@ -79,6 +83,7 @@ async function main(): Promise<void> {
   const quiet: Array<{ what: string; writes: AuditEvent[] }> = [];
   let restartReadyMs = NaN;
   let defaultPlacement = 'not run';
+  let gang = '';
   let logs: string | undefined;
 
   await withCleanup(async () => {
@@ -138,6 +143,8 @@ async function main(): Promise<void> {
       }
       log(`default placement, ${FLEET_GROUPS} groups: ${defaultPlacement}`);
     }
+    if (DEFAULT_PLACEMENT_TIMEOUT_S > 0) await deleteDeployment(ctx, 'fleet-default-placement');
+    if (GANG_RUNS > 0) gang = await benchGangPolicies(cluster, ctx, NODES, GANG_RUNS, FLEET_GROUPS);
     for (const q of quiet) log(`zero-write check: ${q.writes.length} writes: ${q.what} ${q.writes.map((w) => `${w.verb} ${w.objectRef?.resource}/${w.objectRef?.name}`).join(', ')}`);
   });
 
@@ -149,7 +156,7 @@ async function main(): Promise<void> {
 |---|---|
 | command | \`npm run bench:controlplane\` (= \`bash hack/setup.sh --tools && node dist/test/bench/controlplane.js\`) |
 | date | ${new Date().toISOString()} |
-| versions | Kubernetes ${v.KUBERNETES_VERSION}, etcd ${v.ETCD_VERSION}, kwok ${v.KWOK_VERSION} (hack/versions.env); operator ${operatorRevision()}, real CLI process (dist/), 4 workers |
+| versions | Kubernetes ${v.KUBERNETES_VERSION}, etcd ${v.ETCD_VERSION}, kwok ${v.KWOK_VERSION}, Kueue ${v.KUEUE_VERSION} (hack/versions.env); operator ${operatorRevision()}, real CLI process (dist/), 4 workers |
 | machine | ${hostname()}: ${machine()} |
 | concurrent load | ${load.describe()} |
 | cluster | LocalCluster .cluster/bench: ${NODES} kwok nodes x 8 GPUs, audit log of writes; TP=${TP} as one 8-GPU pod per group |
@@ -188,7 +195,8 @@ Default placement (\`placement.exclusive: false\`, the CRD default) — one ${FL
 The timing rows above use \`placement.exclusive: true\` (required anti-affinity between groups); group restarts during those creations: ${[...single, ...fleet].flatMap((r) => r.restarts.map((x) => `${r.name} ${x}`)).join(', ') || 'none'}.
 
 The restarted operator was ready (caches synced) ${sec(restartReadyMs)} s after it was started.${logs ? ` Logs of the run: ${logs.replace(/^.*\/\.cluster\//, '.cluster/')} (not committed).` : ''}
-`;
+
+${gang}`;
   console.log('\n' + md);
   const file = writeResults('bench:controlplane', md);
   log(`wrote ${file}`);
