@@ -8,7 +8,7 @@ import { LABELS } from '../../operator/src/groups/labels.js';
 import { NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
 import { waitFor } from '../cluster/processes.js';
 import type { E2eContext } from './fixture.js';
-import { podsOf } from './operator-harness.js';
+import { createBd, kubectl, multiPodSpec, podsOf, testDeployment, waitForBd } from './operator-harness.js';
 
 export const GPU = 'nvidia.com/gpu';
 const KUEUE_API = { group: 'kueue.x-k8s.io', version: 'v1beta2' } as const;
@@ -21,6 +21,12 @@ export async function occupy(ctx: E2eContext, node: string, gpus: number): Promi
     spec: { nodeSelector: { 'kubernetes.io/hostname': node }, containers: [{ name: 'c', image: 'foreign:1', resources: { limits: { [GPU]: String(gpus) } } }] },
   } });
   await waitFor(`${name} bound`, async () => Boolean((await ctx.core.readNamespacedPod({ name, namespace: ctx.namespace })).spec?.nodeName), 30_000);
+}
+
+/** Deletes the foreign pods of the namespace; resolves once they are gone. */
+export async function removeForeign(ctx: E2eContext): Promise<void> {
+  await ctx.core.deleteCollectionNamespacedPod({ namespace: ctx.namespace, labelSelector: 'app=foreign', gracePeriodSeconds: 0 });
+  await waitFor('the foreign pods gone', async () => (await ctx.core.listNamespacedPod({ namespace: ctx.namespace, labelSelector: 'app=foreign' })).items.length === 0, 60_000);
 }
 
 /** Node name -> its NVLink clique. */
@@ -39,7 +45,7 @@ export async function podsByGroup(ctx: E2eContext, bd: string): Promise<Map<stri
   return byGroup;
 }
 
-/** Every bound group of the deployment sits inside one clique, one pod per node, and the operator pinned none of its pods. */
+/** Every bound group of the deployment sits inside one clique, one pod per node. */
 export async function assertGroupsInOneClique(ctx: E2eContext, bd: string, groups: number): Promise<void> {
   const cliques = await cliqueOfNodes(ctx);
   const byGroup = await podsByGroup(ctx, bd);
@@ -71,3 +77,27 @@ export interface KueueWorkload {
 }
 
 export const isAdmitted = (w: KueueWorkload) => (w.status?.conditions ?? []).some((c) => c.type === 'Admitted' && c.status === 'True');
+
+/** The nodes of the fourth clique, filled by foreign pods in the exact-fit scenario. */
+const EXACT_FIT_FOREIGN = ['gpu-node-6', 'gpu-node-7'];
+
+/**
+ * Many deployments at once on an exact fit (the cluster-scale issue, scaled to the 8-node test cluster):
+ * the fourth clique is full of foreign pods and 6 deployments of 2 groups of 2 pods x 2 GPUs are applied
+ * at the same moment, 48 GPUs for the 48 left in three cliques. Every group must be Ready at epoch 1,
+ * recreated never (no stall, no restart), whole inside one clique; then everything is deleted.
+ */
+export async function exactFitAtOnce(ctx: E2eContext, gang: Record<string, unknown>, prefix: string): Promise<void> {
+  await removeForeign(ctx);
+  for (const node of EXACT_FIT_FOREIGN) await occupy(ctx, node, 8);
+  const names = Array.from({ length: 6 }, (_, i) => `${prefix}${i}`);
+  const spec = { replicas: 2, ...multiPodSpec(4, 2), gang, failurePolicy: { placementTimeoutSeconds: 3600 } };
+  await Promise.all(names.map((name) => createBd(ctx, testDeployment(name, spec))));
+  const ready = await Promise.all(names.map((name) => waitForBd(ctx, name, '2 groups ready', (b) => b.status?.readyReplicas === 2, 180_000)));
+  const groups = ready.flatMap((b) => (b.status?.groups ?? []).map((g) => `${b.metadata.name}/${g.index}: epoch ${g.epoch}, ${g.restarts} restarts, ${g.disruptions ?? 0} disruptions`));
+  assert.deepEqual(groups.filter((g) => !g.endsWith('epoch 1, 0 restarts, 0 disruptions')), [], 'every group Ready at epoch 1, never recreated');
+  for (const name of names) await assertGroupsInOneClique(ctx, name, 2);
+  for (const name of names) await kubectl(ctx.cluster, '-n', ctx.namespace, 'delete', 'bd', name, '--wait=false');
+  await waitFor('the exact-fit groups gone', async () => (await Promise.all(names.map((n) => podsOf(ctx, n)))).every((p) => p.length === 0), 120_000);
+  await removeForeign(ctx);
+}

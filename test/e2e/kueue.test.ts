@@ -8,7 +8,7 @@ import { NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
 import { waitFor } from '../cluster/processes.js';
 import { writesBy } from './audit.js';
 import { useE2e } from './fixture.js';
-import { assertGroupsInOneClique, GPU, isAdmitted, kueueApi, occupy, podsByGroup } from './gang-harness.js';
+import { assertGroupsInOneClique, exactFitAtOnce, GPU, isAdmitted, kueueApi, occupy, podsByGroup } from './gang-harness.js';
 import { createBd, kubectl, multiPodSpec, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -109,5 +109,11 @@ describe('gang policy Kueue: admission by quota, topology-aware placement, re-ad
     assert.ok((bd.status?.groups ?? []).every((g) => g.restarts === 0 && (g.disruptions ?? 0) === 0), 'no group recreated: none stalled');
     await assertGroupsInOneClique(ctx, 'tas', 4);
     for (const pod of await podsOf(ctx, 'tas')) assert.equal(pod.metadata?.annotations?.[KUEUE.requiredTopologyAnnotation], NVLINK_DOMAIN_LABEL);
+  });
+
+  it('6 deployments x 2 multi-pod groups applied at once on an exact fit: every group Ready at epoch 1', async () => {
+    await kubectl(ctx.cluster, '-n', ctx.namespace, 'delete', 'bd', 'tas', '--wait=false');
+    await waitFor('the tas groups gone', async () => (await podsOf(ctx, 'tas')).length === 0, 120_000);
+    await exactFitAtOnce(ctx, { policy: 'Kueue', queueName: 'cliques' }, 'fit');
   });
 });

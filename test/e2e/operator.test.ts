@@ -173,15 +173,17 @@ describe('BloomDeployment operator on a real control plane', function () {
       }, 30_000, 500);
       await createBd(ctx, testDeployment('foreign', multiPodSpec(8, 4)));
       const gates = async () => (await podsOf(ctx, 'foreign')).sort((x, y) => (x.metadata!.name! < y.metadata!.name! ? -1 : 1)).map((p) => p.spec?.schedulingGates?.map((g) => g.name) ?? []);
-      // Leader first: the operator lifts its gate from pod 0 alone; pod 1 waits for pod 0 to be bound.
-      await waitFor('the operator to lift its own gate from pod 0', async () => JSON.stringify(await gates()) === JSON.stringify([[foreign], [GANG_SCHEDULING_GATE, foreign]]), 60_000);
+      // The operator chooses the group's clique and lifts its own gate from both pods, pinning them there; the foreign gate stays.
+      await waitFor('the operator to lift its own gates', async () => JSON.stringify(await gates()) === JSON.stringify([[foreign], [foreign]]), 60_000);
       await sleep(2000);
-      assert.deepEqual(await gates(), [[foreign], [GANG_SCHEDULING_GATE, foreign]], 'the foreign gate stays; pod 1 keeps ours while pod 0 is held');
-      for (const pod of await podsOf(ctx, 'foreign')) assert.equal(pod.spec?.nodeName, undefined, 'held by the other controller');
-      // the other controller admits pod 0: it is bound, the operator releases pod 1, the other controller admits it too
+      const held = await podsOf(ctx, 'foreign');
+      assert.deepEqual(held.map((p) => p.spec?.schedulingGates?.map((g) => g.name)), [[foreign], [foreign]], 'the foreign gate stays');
+      for (const pod of held) assert.equal(pod.spec?.nodeName, undefined, 'held by the other controller');
+      const pins = held.map((p) => p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.[0]?.matchExpressions?.[0]?.values?.[0]);
+      assert.ok(pins[0] !== undefined && pins[0] === pins[1], `both pods pinned to one clique (${pins.join(', ')})`);
+      // the other controller admits them: they are scheduled into that clique
       const removeFirstGate = (name: string) => kubectl(ctx.cluster, '-n', ctx.namespace, 'patch', 'pod', name, '--type', 'json', '-p', '[{"op":"remove","path":"/spec/schedulingGates/0"}]');
       await removeFirstGate('foreign-g0-p0-e1');
-      await waitFor('the operator to lift its gate from pod 1 once pod 0 is bound', async () => JSON.stringify(await gates()) === JSON.stringify([[], [foreign]]), 60_000);
       await removeFirstGate('foreign-g0-p1-e1');
       await waitForBd(ctx, 'foreign', 'Ready once the foreign gate is lifted', (b) => b.status?.readyReplicas === 1, 60_000);
     } finally {

@@ -4,7 +4,7 @@ import { useE2e } from './fixture.js';
 import { NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
 import { createBd, multiPodSpec, podsOf, testDeployment, useOperator, waitForBd } from './operator-harness.js';
 
-describe('gang placement (SchedulingGates): leader first, the others follow pod 0 into its domain', function () {
+describe('gang placement (SchedulingGates): each group pinned to a clique with room for it', function () {
   const ctx = useE2e('place');
   useOperator(ctx);
 
@@ -23,7 +23,11 @@ describe('gang placement (SchedulingGates): leader first, the others follow pod 
       assert.equal(new Set(members.map((p) => p.spec?.nodeName)).size, 2, `group ${g}: its pods on distinct nodes`);
       const cliques = new Set(members.map((p) => nodes.get(p.spec!.nodeName!)));
       assert.equal(cliques.size, 1, `group ${g} inside one clique`);
-      for (const pod of members) assert.equal(pod.spec?.affinity?.nodeAffinity, undefined, 'never pinned by the operator');
+      const [clique] = [...cliques];
+      for (const pod of members) {
+        assert.deepEqual(JSON.parse(JSON.stringify(pod.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? null)),
+          [{ matchExpressions: [{ key: NVLINK_DOMAIN_LABEL, operator: 'In', values: [clique] }] }], 'pinned to its clique, not to a node');
+      }
     }
   });
 });

@@ -1,7 +1,8 @@
 /** The informers' cache transforms keep what the controller reads and drop what it never does. */
 import assert from 'node:assert/strict';
 import type { V1Node } from '@kubernetes/client-node';
-import { forCache, nodeForCache, podForCache } from '../../operator/src/controller/cache-transform.js';
+import { forCache, nodeForCache, podForCache, podUsageForCache } from '../../operator/src/controller/cache-transform.js';
+import { podRequests } from '../../operator/src/lifecycle/capacity.js';
 import { desiredGroupPods, podRevision } from '../../operator/src/groups/index.js';
 import { nodeView } from '../../operator/src/lifecycle/observe.js';
 import { bloomDeployment, CLUSTER_DOMAIN } from '../fixtures/bloom-deployments.js';
@@ -25,6 +26,18 @@ describe('cache transforms', () => {
     assert.equal(cached.spec?.containers[0]?.env, undefined);
     assert.equal(cached.spec?.volumes, undefined);
     assert.ok(size(cached) < size(full) / 2, `${size(cached)} of ${size(full)} bytes kept`);
+  });
+
+  it('keep of any bound pod (the placement view) its node, phase and requests only', () => {
+    const bd = bloomDeployment(16);
+    const [pod] = desiredGroupPods({ bd, group: 0, epoch: 3, revision: podRevision(bd.spec), clusterDomain: CLUSTER_DOMAIN });
+    const full = clone({ ...pod!, spec: { ...pod!.spec!, nodeName: 'gpu-node-3', overhead: { cpu: '250m' } }, status: { phase: 'Running', podIP: '10.0.0.9' } });
+    full.metadata!.deletionTimestamp = new Date('2026-12-02T08:00:00Z');
+    const cached = podUsageForCache(forCache(clone(full)));
+    assert.deepEqual(podRequests(cached), podRequests(full));
+    assert.deepEqual([cached.spec?.nodeName, cached.status, cached.metadata?.name, cached.metadata?.labels], ['gpu-node-3', { phase: 'Running' }, full.metadata?.name, undefined]);
+    assert.ok(cached.metadata?.deletionTimestamp, 'a terminating pod still holds its resources');
+    assert.ok(size(cached) < size(full) / 5, `${size(cached)} of ${size(full)} bytes kept`);
   });
 
   it('keep of a node exactly what nodeView reads', () => {

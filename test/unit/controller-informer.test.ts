@@ -17,8 +17,10 @@ const line = (type: string, object: unknown) => `${JSON.stringify({ type, object
 /** A server whose watch requests are answered by the scripted replies, in order (then held open). */
 async function fakeApiserver(watches: Reply[]) {
   const seen: string[] = [];
+  const queries: URLSearchParams[] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    queries.push(url.searchParams);
     seen.push(`rv=${url.searchParams.get('resourceVersion')} bookmarks=${url.searchParams.get('allowWatchBookmarks')}`);
     const reply = watches.shift();
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -30,7 +32,7 @@ async function fakeApiserver(watches: Reply[]) {
     clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
     users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
   });
-  return { kc, seen, close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); } };
+  return { kc, seen, queries, close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); } };
 }
 
 const until = async (what: string, ok: () => boolean, ms = 3_000) => {
@@ -41,11 +43,11 @@ const until = async (what: string, ok: () => boolean, ms = 3_000) => {
   }
 };
 
-function informer(kc: KubeConfig, lists: Array<() => KubernetesListObject<V1ConfigMap>>) {
+function informer(kc: KubeConfig, lists: Array<() => KubernetesListObject<V1ConfigMap>>, selectors: { labelSelector?: string; fieldSelector?: string } = {}) {
   let listed = 0;
   const events: string[] = [];
   const inf = new Informer<V1ConfigMap>({
-    name: 'configmaps', kubeConfig: kc, path: '/api/v1/namespaces/ns/configmaps', log: createLogger('error'),
+    name: 'configmaps', kubeConfig: kc, path: '/api/v1/namespaces/ns/configmaps', log: createLogger('error'), ...selectors,
     backoff: { initialMs: 5, maxMs: 20 },
     list: async () => lists[Math.min(listed++, lists.length - 1)]!(),
   });
@@ -92,6 +94,17 @@ describe('Informer (list-watch with client-go reflector semantics)', () => {
     assert.equal(lists(), 1, 'a cut or a closed watch never re-lists');
     assert.deepEqual(events, ['add a', 'add b', 'update a', 'delete b']);
     assert.equal(inf.get('a', 'ns')?.metadata?.resourceVersion, '16');
+    await inf.stop();
+    await api.close();
+  });
+
+  it('watches with its label and field selectors', async () => {
+    const api = await fakeApiserver([]);
+    const selectors = { labelSelector: 'app=x', fieldSelector: 'spec.nodeName!=,status.phase!=Failed' };
+    const { inf } = informer(api.kc, [list('10')], selectors);
+    inf.start();
+    await until('a watch', () => api.queries.length === 1);
+    assert.deepEqual([api.queries[0]!.get('labelSelector'), api.queries[0]!.get('fieldSelector')], [selectors.labelSelector, selectors.fieldSelector]);
     await inf.stop();
     await api.close();
   });

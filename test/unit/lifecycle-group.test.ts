@@ -31,7 +31,7 @@ function runningPod(index: number, epoch = 1, over: (p: V1Pod) => void = () => {
 }
 
 const group = (over: (p: V1Pod) => void = () => {}, epoch = 1) => [0, 1, 2, 3].map((r) => runningPod(r, epoch, r === 2 ? over : () => {}));
-const node = (ready: boolean, unschedulable = false, since = T0): NodeView => ({ ready, since, unschedulable, labels: {}, allocatable: {} });
+const node = (ready: boolean, unschedulable = false, since = T0): NodeView => ({ ready, since, unschedulable, labels: {}, allocatable: {}, taints: [] });
 const nodes = new Map<string, NodeView>([0, 1, 2, 3].map((i) => [`gpu-node-${i}`, node(true)]));
 
 function plan(over: Partial<GroupPlanInput>) {

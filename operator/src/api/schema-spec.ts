@@ -411,7 +411,7 @@ function gangSchema(): Schema {
     'How a multi-pod group is admitted all-or-nothing and placed inside one domain of placement.topologyKey (a single-pod group needs none of this).',
     {
       policy: string(
-        'SchedulingGates: the pods are created with the scheduling gate inference.bloom.dev/gang; the operator releases pod 0 first and the others once it is bound (they follow it into its domain by pod affinity). ' +
+        'SchedulingGates: the pods are created with the scheduling gate inference.bloom.dev/gang; the operator chooses a domain of placement.topologyKey with room for the whole group (every node and bound pod of the cluster) and lifts the gate from every pod, pinning them there; without node access, pod 0 first and the others once it is bound. ' +
         'Kueue: the pods form a Kueue pod group (kueue.x-k8s.io/pod-group-name, one per group incarnation) in queueName, admitted whole against the ClusterQueue quota and, with topology-aware scheduling, into one domain of placement.topologyKey; Kueue gates and places them, the operator never pins or ungates them. ' +
         `PodGroup: the kube-scheduler's gang scheduling (scheduling.k8s.io/v1beta1 PodGroup per group incarnation, minCount = pods per group, topology constraint placement.topologyKey; Kubernetes 1.37 with GenericWorkload and TopologyAwareWorkloadScheduling). Default ${DEFAULTS.gang.policy}.`,
         { enum: ['SchedulingGates', 'Kueue', 'PodGroup'], default: DEFAULTS.gang.policy },

@@ -12,7 +12,7 @@ export type ModelFormat = 'bloom-int8';
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
 /**
  * How a multi-pod group is admitted all-or-nothing and placed in one topology domain: by the
- * operator's own scheduling gate (leader first), by Kueue (pod group, quota and topology-aware
+ * operator's own scheduling gate (a domain chosen from a cluster-wide view), by Kueue (pod group, quota and topology-aware
  * scheduling), or by the kube-scheduler's gang scheduling (scheduling.k8s.io PodGroup).
  */
 export type GangPolicy = 'SchedulingGates' | 'Kueue' | 'PodGroup';

@@ -18,6 +18,11 @@ export function forCache<T extends KubernetesObject>(o: T): T {
 }
 
 const resourcesOnly = (c: V1Container): V1Container => ({ name: c.name, ...(c.resources ? { resources: c.resources } : {}) });
+/** Requests and limits, without the claims: what the scheduler counts. */
+const requestsOnly = (c: V1Container): V1Container => {
+  const { requests, limits } = c.resources ?? {};
+  return { name: c.name, resources: { ...(requests ? { requests } : {}), ...(limits ? { limits } : {}) } };
+};
 
 /**
  * Rank pods: their containers keep only name and resources (placement counts the GPUs); env, probes,
@@ -47,4 +52,23 @@ export function nodeForCache(node: V1Node): V1Node {
     };
   }
   return node;
+}
+
+/**
+ * Every bound pod of the cluster (the placement view): its node, phase and what it requests, nothing
+ * else; on a shared cluster these are most of the cache.
+ */
+export function podUsageForCache(pod: V1Pod): V1Pod {
+  const { name, namespace, uid, resourceVersion, deletionTimestamp } = pod.metadata ?? {};
+  const spec = pod.spec;
+  return {
+    metadata: { name, namespace, uid, resourceVersion, ...(deletionTimestamp ? { deletionTimestamp } : {}) },
+    spec: {
+      containers: (spec?.containers ?? []).map(requestsOnly),
+      ...(spec?.initContainers ? { initContainers: spec.initContainers.map(requestsOnly) } : {}),
+      ...(spec?.overhead ? { overhead: spec.overhead } : {}),
+      ...(spec?.nodeName ? { nodeName: spec.nodeName } : {}),
+    },
+    ...(pod.status?.phase ? { status: { phase: pod.status.phase } } : {}),
+  };
 }

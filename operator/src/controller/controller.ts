@@ -15,12 +15,15 @@ import { LABELS } from '../groups/labels.js';
 import { NETWORK_POLICY_RESOURCE, type NetworkPolicy } from '../groups/network-policy.js';
 import { canonicalJson } from '../groups/revision.js';
 import type { Action } from '../lifecycle/actions.js';
-import { nodeView, type NodeView } from '../lifecycle/observe.js';
+import { podRequests, type ClusterView } from '../lifecycle/capacity.js';
+import { nodeView, type NodeView, type NodeViews } from '../lifecycle/observe.js';
+import { groupDemand, type Placer } from '../lifecycle/placement.js';
 import { planDeployment } from '../lifecycle/plan.js';
 import { withWriteFailures, type WriteFailure } from '../lifecycle/status.js';
 import type { Logger } from '../log.js';
 import { countGroupPhases, forgetDeployment, recordGroupRecreations, recordWriteFailure, setGroupPhases, setWorkqueueDepth, timeReconcile, type OperatorMetrics } from '../metrics/metrics.js';
-import { nodeForCache, podForCache } from './cache-transform.js';
+import { nodeForCache, podForCache, podUsageForCache } from './cache-transform.js';
+import { PlacementLedger } from './placement-ledger.js';
 import { EventRecorder } from './events.js';
 import { executeScoped } from './execute.js';
 import { Expectations, type CacheLookup, type Expectation, type Resource } from './expectations.js';
@@ -114,6 +117,9 @@ export class BloomController {
   private readonly pods: Informer<V1Pod>;
   private readonly services: Informer<V1Service>;
   private readonly nodes: Informer<V1Node> | undefined;
+  /** Every bound pod of the cluster, any workload (with the nodes: the placement view). */
+  private readonly boundPods: Informer<V1Pod> | undefined;
+  private readonly ledger: PlacementLedger;
   private readonly pdbs: Informer<V1PodDisruptionBudget> | undefined;
   private readonly networkPolicies: Informer<NetworkPolicy>;
   private readonly informers: Array<Informer<KubernetesObject>>;
@@ -139,6 +145,7 @@ export class BloomController {
     this.log = log;
     this.now = options.now ?? Date.now;
     this.expectations = new Expectations(60_000, this.now);
+    this.ledger = new PlacementLedger(60_000, this.now);
     this.writer = new KubeWriter(kubeConfig, options.metrics);
     this.events = new EventRecorder(kubeConfig, options.identity ?? 'bloom-operator', log);
     const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -203,11 +210,17 @@ export class BloomController {
         if (type === 'delete') seen.delete(name); else seen.set(name, view);
         for (const pod of this.pods.list()) if (pod.spec?.nodeName === name) byOwnerLabel(pod);
       });
+      // Bound and not finished: what holds resources on the nodes (the kube-scheduler's own pod informer selects the same).
+      const fieldSelector = 'spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed';
+      this.boundPods = new Informer<V1Pod>({
+        ...common, name: 'boundpods', path: '/api/v1/pods', fieldSelector, transform: podUsageForCache,
+        list: () => core.listPodForAllNamespaces({ fieldSelector }),
+      });
     }
     this.bds.onEvent((bd) => this.enqueue(key(bd.metadata?.namespace, bd.metadata?.name)));
     this.pods.onEvent(observing('pods'));
     this.services.onEvent(observing('services'));
-    this.informers = [this.bds, this.pods, this.services, this.networkPolicies, this.nodes, this.pdbs].filter((i) => i !== undefined) as Array<Informer<KubernetesObject>>;
+    this.informers = [this.bds, this.pods, this.services, this.networkPolicies, this.nodes, this.boundPods, this.pdbs].filter((i) => i !== undefined) as Array<Informer<KubernetesObject>>;
   }
 
   /** True once every informer holds its initial list and the workers run. */
@@ -286,6 +299,26 @@ export class BloomController {
     return new Map(this.nodes.list().map((n) => [n.metadata?.name ?? '', nodeView(n)]));
   }
 
+  /**
+   * Places gated multi-pod groups of `bd` through the controller-wide ledger, from the nodes, every bound pod
+   * of the cluster and the operator's own pods; undefined without the node and cluster pod caches.
+   */
+  private placer(bd: BloomDeployment, nodes: NodeViews | undefined): Placer | undefined {
+    const bound = this.boundPods;
+    if (!nodes || !bound) return undefined;
+    let view: Omit<ClusterView, 'reservations'> | undefined;
+    return (group, epoch) => {
+      if (!view) {
+        const groupPods = this.pods.list();
+        // The two watches lag apart: a group pod bound in one cache counts even before the other shows it.
+        const seen = new Set(bound.list().map((p) => p.metadata?.uid));
+        const holding = [...bound.list(), ...groupPods.filter((p) => p.spec?.nodeName && !seen.has(p.metadata?.uid) && p.status?.phase !== 'Failed' && p.status?.phase !== 'Succeeded')];
+        view = { nodes, usage: holding.map((p) => ({ node: p.spec!.nodeName!, requests: podRequests(p) })), groupPods };
+      }
+      return this.ledger.place(view, groupDemand(bd, group, epoch));
+    };
+  }
+
   private lookup(namespace: string): CacheLookup {
     const caches: Record<Resource, Informer<KubernetesObject> | undefined> = { pods: this.pods, services: this.services, poddisruptionbudgets: this.pdbs, networkpolicies: this.networkPolicies };
     return (resource, name) => {
@@ -323,15 +356,18 @@ export class BloomController {
     const uid = bd.metadata.uid;
     const ownedByThis = (o: KubernetesObject) =>
       o.metadata?.labels?.[LABELS.deployment] === name && (o.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
+    const nodes = this.nodeViews();
+    const place = this.placer(bd, nodes);
     const plan = planDeployment({
       bd,
       services: this.services.list(namespace).filter(ownedByThis),
       pods: this.pods.list(namespace).filter(ownedByThis),
       pdbs: this.pdbs?.list(namespace).filter(ownedByThis),
       networkPolicies: this.networkPolicies.list(namespace).filter(ownedByThis),
-      nodes: this.nodeViews(),
+      nodes,
       now,
       clusterDomain: this.options.clusterDomain ?? 'cluster.local',
+      ...(place ? { place } : {}),
     });
 
     const actions = plan.actions.filter((a) => a.kind !== 'ungatePod' || !this.ungated.has(a.uid));
@@ -397,7 +433,7 @@ export class BloomController {
       case 'patchRecord': await w.patchServiceRecord(namespace, a.name, a.resourceVersion, a.annotations, a.selector); return;
       case 'deletePod': await w.deletePod(namespace, a.name, a.uid, a.force); return;
       case 'createPod': return w.createPod(a.pod);
-      case 'ungatePod': await w.ungatePod(namespace, a.name, a.gateIndex); this.ungated.add(a.uid); return;
+      case 'ungatePod': await w.ungatePod(namespace, a.name, a.gateIndex, a.domain); this.ungated.add(a.uid); return;
       case 'setGroupReady': await w.setGroupReady(namespace, a.name, a.ready, a.message); return;
       case 'createPdb': return w.createPdb(a.pdb);
       case 'applyPdb': await w.applyPdb(a.pdb); return;

@@ -27,7 +27,9 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** Collection path of the watch, e.g. /api/v1/namespaces/ns/pods. */
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
+  /** Selectors of the watch; `list` must apply the same ones. */
   labelSelector?: string;
+  fieldSelector?: string;
   log: Logger;
   metrics?: OperatorMetrics;
   /** Back-off of failed LISTs and watches: initial delay, doubled per failure up to maxMs. */
@@ -168,6 +170,7 @@ export class Informer<T extends KubernetesObject> implements ReadCache<T> {
       allowWatchBookmarks: 'true',
       timeoutSeconds: String(Math.floor(minTimeout * (1 + Math.random()))),
       ...(this.options.labelSelector ? { labelSelector: this.options.labelSelector } : {}),
+      ...(this.options.fieldSelector ? { fieldSelector: this.options.fieldSelector } : {}),
     };
     let received = false;
     let gone = false;

@@ -9,7 +9,7 @@ import { API_GROUP, API_VERSION, PLURAL } from '../api/constants.js';
 import type { BloomDeployment, BloomDeploymentStatus } from '../api/types.js';
 import { NETWORK_POLICY_RESOURCE, type NetworkPolicy } from '../groups/network-policy.js';
 import { POD_GROUP_API, type PodGroup } from '../groups/gang.js';
-import { GANG_SCHEDULING_GATE, GROUP_READY_CONDITION } from '../groups/pod.js';
+import { domainAffinity, GANG_SCHEDULING_GATE, GROUP_READY_CONDITION } from '../groups/pod.js';
 import { recordApiError, type OperatorMetrics } from '../metrics/metrics.js';
 
 export const FIELD_MANAGER = 'bloom-operator';
@@ -99,9 +99,11 @@ export class KubeWriter {
    * fails the test (422) and the reconcile is retried on a fresh cache. Gates can only be removed, so
    * this is the only patch ever made to a pod.
    */
-  ungatePod(namespace: string, name: string, gateIndex: number) {
+  ungatePod(namespace: string, name: string, gateIndex: number, domain?: { key: string; value: string }) {
     const path = `/spec/schedulingGates/${gateIndex}`;
-    const body = [{ op: 'test', path: `${path}/name`, value: GANG_SCHEDULING_GATE }, { op: 'remove', path }];
+    const body: object[] = [{ op: 'test', path: `${path}/name`, value: GANG_SCHEDULING_GATE }, { op: 'remove', path }];
+    // A multi-pod group's pods always carry affinity (their pod affinity), never node affinity of their own.
+    if (domain) body.push({ op: 'add', path: '/spec/affinity/nodeAffinity', value: domainAffinity(domain.key, domain.value) });
     return this.call('patch', 'pods', () => this.core.patchNamespacedPod({ name, namespace, body, fieldManager: FIELD_MANAGER }, jsonPatch), [404]);
   }
 

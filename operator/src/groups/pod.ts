@@ -2,7 +2,7 @@
  * The desired pod of a tensor-parallel group: gpusPerPod GPUs in one container whose launcher runs
  * one rank process per GPU (each loading one shard), so the ranks of a node share NVLink.
  */
-import type { V1Affinity, V1Container, V1ContainerPort, V1Pod, V1PodAffinityTerm, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Affinity, V1Container, V1NodeAffinity, V1ContainerPort, V1Pod, V1PodAffinityTerm, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { withDefaults } from '../api/defaults.js';
 import type { BloomDeployment, BloomDeploymentSpec, ModelSource } from '../api/types.js';
 import { HOSTNAME_LABEL } from '../api/constants.js';
@@ -176,6 +176,11 @@ function workerContainer(spec: BloomDeploymentSpec, params: GroupPodParams, moun
   if (worker.command) container.command = [...worker.command];
   if (worker.args) container.args = [...worker.args];
   return container;
+}
+
+/** The node affinity that pins a pod to one topology domain: what the operator adds to a multi-pod group's pods as it lifts their gate. */
+export function domainAffinity(topologyKey: string, domain: string): V1NodeAffinity {
+  return { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: topologyKey, operator: 'In', values: [domain] }] }] } };
 }
 
 /** Whether the pods of a group are created gated (gang admission): only a multi-pod group needs it. */

@@ -12,8 +12,11 @@ export type Write =
   /** Merge-patch a group Service's record annotations (and selector), guarded by its resourceVersion. */
   | { kind: 'patchRecord'; name: string; resourceVersion: string; annotations: Record<string, string | null>; selector?: Record<string, string> }
   | { kind: 'createPod'; pod: V1Pod }
-  /** Remove the operator's gang gate, at `gateIndex` of the cached pod's schedulingGates (and no other gate). */
-  | { kind: 'ungatePod'; name: string; uid: string; gateIndex: number }
+  /**
+   * Remove the operator's gang gate, at `gateIndex` of the cached pod's schedulingGates (and no other gate), in the same patch
+   * pinning the pod to the topology domain `domain` (node affinity, which a gated pod may still gain) when the operator chose one.
+   */
+  | { kind: 'ungatePod'; name: string; uid: string; gateIndex: number; domain?: { key: string; value: string } }
   /** Delete this pod (this uid); `orphanOf` names the group Service whose absence from the cache is the reason, to confirm live first. */
   | { kind: 'deletePod'; name: string; uid: string; force: boolean; orphanOf?: string }
   /** Set the pod's group-ready condition (its readiness gate): True only while every pod of the group is ready. */

@@ -15,6 +15,8 @@ import { groupServiceName, masterAddress } from '../groups/names.js';
 import { groupShape } from '../groups/shape.js';
 import type { EventSpec, Write } from './actions.js';
 import { backoffMs, restartsInWindow } from './backoff.js';
+import { pinnedDomain } from './capacity.js';
+import type { Placer } from './placement.js';
 import { recordAnnotations, type GroupRecord } from './group-record.js';
 import { FAILURE_CLASS, isLive, PHASE_OF, transition, type GroupEvent, type GroupState } from './group-state.js';
 import { drainOf, groupReadyCondition, hasGroupGate, isGated, isReady, isTerminating, notReadySince, ownGateIndex, podEpoch, podFault, podIndex, scheduledAt, schedulingProblem, unschedulableSince, type NodeViews } from './observe.js';
@@ -33,6 +35,8 @@ export interface GroupPlanInput {
   /** Value of the deployment's reset annotation, if set. */
   resetToken: string | undefined;
   clusterDomain: string;
+  /** Chooses the domain of a gated multi-pod group from the cluster-wide view; without one (no node access), pod 0 leads. */
+  place?: Placer;
 }
 
 export interface GroupPlan {
@@ -50,6 +54,8 @@ export interface GroupPlan {
 }
 
 const ms = (seconds: number) => seconds * 1000;
+/** A group waiting for room is planned again this often (from the caches; no API call): capacity frees without an event of its own. */
+export const PLACEMENT_RETRY_MS = 5_000;
 
 function failureOf(reason: string, message: string, now: number, pod?: number): GroupFailure {
   const failure: GroupFailure = { reason, message, time: new Date(now).toISOString(), class: FAILURE_CLASS[reason] ?? 'Workload' };
@@ -286,10 +292,25 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
     return finish();
   }
   if (state === 'Gated') {
-    // Leader first (as LeaderWorkerSet): pod 0 is scheduled on its own, wherever the scheduler finds room;
-    // the others follow it into its domain (pod affinity) once it is bound. No pod holds GPUs before pod 0 does.
+    const ungate = (pod: V1Pod, domain?: { key: string; value: string }): Write =>
+      ({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', gateIndex: ownGateIndex(pod), ...(domain ? { domain } : {}) });
+    if (input.place) {
+      // A domain with room for the whole group, from every pod and node of the cluster and the domains already
+      // reserved for other groups; all pods are released into it at once (those an earlier, partly failed
+      // release left gated, into the domain it chose). Waiting for room holds no GPU and is not a failure.
+      const pinned = current.map(pinnedDomain).find((d) => d !== undefined);
+      const fit = pinned ? { domain: pinned.value } : input.place(record.index, record.epoch);
+      if ('waiting' in fit) {
+        wake(now + PLACEMENT_RETRY_MS);
+        return finish({ message: `waiting for room: ${fit.waiting}` });
+      }
+      actions.push(...current.filter(isGated).map((pod) => ungate(pod, { key: bd.spec.placement.topologyKey, value: fit.domain })));
+      move('Released');
+      return finish();
+    }
+    // Leader first (as LeaderWorkerSet), without a view of the cluster: pod 0 is scheduled on its own, wherever the scheduler
+    // finds room; the others follow it into its domain (pod affinity) once it is bound. No pod holds GPUs before pod 0 does.
     const leader = current.find((p) => podIndex(p) === 0)!;
-    const ungate = (pod: V1Pod): Write => ({ kind: 'ungatePod', name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '', gateIndex: ownGateIndex(pod) });
     if (isGated(leader)) {
       actions.push(ungate(leader));
       return finish({ message: 'releasing pod 0 first; the others follow it once it is bound' });
@@ -298,7 +319,7 @@ export function planGroup(input: GroupPlanInput): GroupPlan {
       const problem = schedulingProblem([leader]);
       return finish({ message: `waiting for pod 0 to be scheduled before releasing the others${problem ? `: ${problem}` : ''}` });
     }
-    actions.push(...current.filter(isGated).map(ungate));
+    actions.push(...current.filter(isGated).map((p) => ungate(p)));
     move('Released');
     return finish();
   }

@@ -6,7 +6,8 @@
  * missing from the table is a bug, and planGroup refuses it loudly.
  *
  *   Creating ─PodsCreated→ Gated ─Released→ Scheduling ─Scheduled→ Starting ─AllReady→ Ready
- *   (Gated: pod 0 is released first, the others once it is bound (leader first);
+ *   (Gated: every pod is released at once, pinned to a domain with room for the group, once one has room;
+ *   without a cluster-wide view pod 0 is released first, the others once it is bound (leader first);
  *   a single-pod group, or gang policy Kueue or PodGroup: Creating ─Released→ Scheduling, where Kueue's gate
  *   or the gang scheduler holds the pods; a pod gone before release: Gated ─PodMissing→ Creating)
  *   any live state ─WorkloadFailure→ BackingOff (charged) | Failed (budget exhausted)

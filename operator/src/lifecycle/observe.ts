@@ -1,5 +1,5 @@
 /** Pure reading of observed pods and nodes: what each pod tells about its group's health. */
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1Pod, V1Taint } from '@kubernetes/client-node';
 import { GANG_SCHEDULING_GATE, GROUP_READY_CONDITION } from '../groups/pod.js';
 import { LABELS, labelInteger } from '../groups/labels.js';
 
@@ -12,6 +12,8 @@ export interface NodeView {
   draining?: string;
   labels: Record<string, string>;
   allocatable: Record<string, string>;
+  /** The taints that keep pods off the node (NoSchedule, NoExecute) unless tolerated. */
+  taints: V1Taint[];
 }
 /** Nodes by name; a name missing from the map is a node that is gone. */
 export type NodeViews = ReadonlyMap<string, NodeView>;
@@ -36,6 +38,8 @@ export function nodeView(node: V1Node): NodeView {
     ...(taint ? { draining: `node ${node.metadata?.name} has the ${taint.key} taint` } : {}),
     labels: node.metadata?.labels ?? {},
     allocatable: node.status?.allocatable ?? {},
+    taints: (node.spec?.taints ?? []).filter((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute')
+      .map((t) => ({ key: t.key, effect: t.effect, ...(t.value ? { value: t.value } : {}) })),
   };
 }
 

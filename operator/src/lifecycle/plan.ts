@@ -21,6 +21,7 @@ import { applyConfiguration, budgetDrifted, networkPolicyDrifted, serviceDrifted
 import { readRecord, recordAnnotations, type GroupRecord } from './group-record.js';
 import { planGroup, type GroupPlan } from './group-plan.js';
 import { isTerminating, podGroup, type NodeViews } from './observe.js';
+import type { Placer } from './placement.js';
 import { planRollout } from './rollout.js';
 import { computeStatus, progressDeadlineAt, progressDeadlineEvent } from './status.js';
 
@@ -38,6 +39,8 @@ export interface DeploymentObservation {
   nodes: NodeViews | undefined;
   now: number;
   clusterDomain: string;
+  /** Places gated multi-pod groups (SchedulingGates) from the cluster-wide view; absent without node access. */
+  place?: Placer;
 }
 
 export interface DeploymentPlan {
@@ -127,7 +130,7 @@ export function planDeployment(obs: DeploymentObservation): DeploymentPlan {
     groupServiceByIndex.set(record.index, service);
     plans.set(record.index, planGroup({
       bd, record, serviceResourceVersion: service.metadata?.resourceVersion ?? '', pods: podsByGroup.get(record.index) ?? [],
-      nodes: obs.nodes, now, revision, resetToken, clusterDomain,
+      nodes: obs.nodes, now, revision, resetToken, clusterDomain, ...(obs.place ? { place: obs.place } : {}),
     }));
   }
 
