@@ -19,6 +19,7 @@ import { hideBin } from 'yargs/helpers';
 import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { LABELS } from '../../operator/src/groups/labels.js';
+import { NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
 import type { AuditEvent } from '../e2e/audit.js';
 import type { E2eContext } from '../e2e/fixture.js';
 import { createBd, customObjects, metricValue, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
@@ -37,6 +38,10 @@ const args = yargs(hideBin(process.argv))
   .strict().parseSync();
 
 const PODS_PER_GROUP = Math.max(1, args.tp / 8);
+/** Exclusive; a multi-pod group inside one NVLink clique (2 nodes: exactly one group of 2 pods per clique). */
+const PLACEMENT = PODS_PER_GROUP > 1 ? { exclusive: true, topologyKey: NVLINK_DOMAIN_LABEL } : { exclusive: true };
+/** Each shape keeps its own section of RESULTS.md. */
+const SECTION = PODS_PER_GROUP > 1 ? `bench:scale:tp${args.tp}` : 'bench:scale';
 const CLK_TCK = 100; // Linux USER_HZ
 
 interface ProcSample { rssKb: number; hwmKb: number; cpuS: number }
@@ -86,7 +91,7 @@ async function wave(ctx: E2eContext, operator: OperatorProcess, name: string, de
   const names = Array.from({ length: deployments }, (_, i) => `${name}-${i}`);
   const rss = new RssSampler(operator.process.pid).start();
   const t0 = Date.now();
-  await Promise.all(names.map((n) => createBd(ctx, testDeployment(n, { replicas: groups, tensorParallelSize: args.tp, placement: { exclusive: true } }))));
+  await Promise.all(names.map((n) => createBd(ctx, testDeployment(n, { replicas: groups, tensorParallelSize: args.tp, placement: PLACEMENT }))));
   let readyAt = NaN;
   const deadline = t0 + args['timeout-seconds'] * 1000;
   while (Date.now() < deadline) {
@@ -108,6 +113,19 @@ async function wave(ctx: E2eContext, operator: OperatorProcess, name: string, de
   };
 }
 
+/**
+ * Quiet time before an idle measurement: the last status writes and events, and V8's memory reducer,
+ * which runs a few full GCs once allocation stops after a burst (tens of CPU seconds' worth of heap).
+ */
+const SETTLE_MS = 30_000;
+
+/** The operator's CPU seconds per minute over --idle-seconds of nothing changing. */
+async function idleCpuPerMinute(pid: number): Promise<number> {
+  const before = procSample(pid);
+  await sleep(args['idle-seconds'] * 1000);
+  return (procSample(pid).cpuS - before.cpuS) / (args['idle-seconds'] / 60);
+}
+
 async function clear(ctx: E2eContext): Promise<void> {
   for (const b of await listBds(ctx)) await deleteDeployment(ctx, b.metadata.name ?? '');
 }
@@ -123,6 +141,7 @@ async function main(): Promise<void> {
   const waves: Wave[] = [];
   let idle = { cpuPerMin: NaN, rssKb: NaN, heapMb: NaN, nodeEvents: 0, groups: 0 };
   let startRssKb = NaN;
+  let emptyCpuPerMin = NaN;
   let logs: string | undefined;
 
   await withCleanup(async () => {
@@ -134,22 +153,22 @@ async function main(): Promise<void> {
     const started = await startBenchOperator(cluster, 'bench-scale');
     const ctx = started.ctx;
     operator = started.operator;
-    await sleep(5000);
+    await sleep(SETTLE_MS);
     startRssKb = procSample(operator.process.pid).rssKb;
+    emptyCpuPerMin = await idleCpuPerMinute(operator.process.pid);
 
     waves.push(await wave(ctx, operator, 'baseline', 1, args.groups));
     await clear(ctx);
     waves.push(await wave(ctx, operator, 'fleet', args.deployments, args.groups));
     log(`fleet: Ready in ${sec(waves.at(-1)!.readyMs)} s, ${waves.at(-1)!.recreated} groups recreated`);
 
-    await sleep(10_000); // the last status writes and events settle
-    const before = procSample(operator.process.pid);
+    await sleep(SETTLE_MS);
     const t = Date.now();
-    await sleep(args['idle-seconds'] * 1000);
+    const cpuPerMin = await idleCpuPerMinute(operator.process.pid);
     const after = procSample(operator.process.pid);
     const heap = (await metricValue(operator, 'nodejs_heap_size_used_bytes')) ?? NaN;
     const nodeEvents = nodeWrites(cluster.logDir, t);
-    idle = { cpuPerMin: (after.cpuS - before.cpuS) / (args['idle-seconds'] / 60), rssKb: after.rssKb, heapMb: heap / 2 ** 20, nodeEvents, groups: fleetGroups };
+    idle = { cpuPerMin, rssKb: after.rssKb, heapMb: heap / 2 ** 20, nodeEvents, groups: fleetGroups };
     log(`idle: ${idle.cpuPerMin.toFixed(3)} CPU s per minute, RSS ${mb(idle.rssKb)} MB`);
 
     if (args.large > 0) {
@@ -160,7 +179,7 @@ async function main(): Promise<void> {
 
   const v = versions();
   const row = (w: Wave) => `| ${w.name} | ${w.deployments} x ${w.groups} | ${w.deployments * w.groups * PODS_PER_GROUP} | ${sec(w.readyMs)} | ${w.recreated} | ${(w.writes / (w.deployments * w.groups)).toFixed(2)} | ${mb(w.rssPeakKb)} |`;
-  const md = `## Scale: many deployments at once (\`npm run bench:scale\`)
+  const md = `## Scale: many deployments at once${PODS_PER_GROUP > 1 ? `, multi-pod groups (TP=${args.tp})` : ''} (\`npm run bench:scale\`)
 
 | | |
 |---|---|
@@ -176,12 +195,12 @@ async function main(): Promise<void> {
 |---|---|---:|---:|---:|---:|---:|
 ${waves.map(row).join('\n')}
 
-Operator RSS after start (nothing cached but the CRD's objects): ${mb(startRssKb)} MB. Idle, ${idle.groups} groups Ready and unchanged for ${args['idle-seconds']} s: **${idle.cpuPerMin.toFixed(3)} CPU s per minute** (${(idle.cpuPerMin / 60 * 100).toFixed(2)} % of a core), RSS ${mb(idle.rssKb)} MB, V8 heap in use ${idle.heapMb.toFixed(0)} MB. Node writes the operator's node watch received meanwhile (kwok's heartbeats, every 20-45 s per node; a real kubelet writes its node every 5 min unless it changes): ${idle.nodeEvents} (${(idle.nodeEvents / (args['idle-seconds'] / 60)).toFixed(0)} per minute).
+Operator RSS after start (nothing cached but the CRD's objects): ${mb(startRssKb)} MB; idle with nothing deployed: ${emptyCpuPerMin.toFixed(3)} CPU s per minute. Idle, ${idle.groups} groups Ready and unchanged for ${args['idle-seconds']} s: **${idle.cpuPerMin.toFixed(3)} CPU s per minute** (${(idle.cpuPerMin / 60 * 100).toFixed(2)} % of a core), RSS ${mb(idle.rssKb)} MB, V8 heap in use ${idle.heapMb.toFixed(0)} MB. Node writes the operator's node watch received meanwhile (kwok's node status heartbeats, every 5 min per node as a kubelet's): ${idle.nodeEvents} (${(idle.nodeEvents / (args['idle-seconds'] / 60)).toFixed(0)} per minute).
 
 Writes by kind: ${waves.map((w) => `${w.name}: ${w.byKind}`).join('; ')}.${logs ? ` Logs: ${logs.replace(/^.*\/\.cluster\//, '.cluster/')} (not committed).` : ''}
 `;
   console.log('\n' + md);
-  log(`wrote ${writeResults('bench:scale', md)}`);
+  log(`wrote ${writeResults(SECTION, md)}`);
 }
 
 main().then(() => process.exit(0), (err: unknown) => {

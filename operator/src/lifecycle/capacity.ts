@@ -159,10 +159,17 @@ export function fitGroup(view: ClusterView, demand: GroupDemand): Fit {
     pending.set(incarnation, { ...entry, pods: entry.pods + 1 });
   }
   for (const r of view.reservations) if (!shown.has(r.incarnation)) pending.set(r.incarnation, r);
+  const nodesIn = new Map<string, string[]>();
+  const domainNodes = (key: string, value: string) => {
+    const id = `${key}\0${value}`;
+    let nodes = nodesIn.get(id);
+    if (!nodes) nodesIn.set(id, nodes = [...free.keys()].filter((n) => view.nodes.get(n)!.labels[key] === value));
+    return nodes;
+  };
   for (const r of pending.values()) {
     if (r.incarnation === demand.incarnation) continue;
     const taken = boundNodes.get(r.incarnation) ?? new Set();
-    const candidates = [...free.keys()].filter((n) => view.nodes.get(n)!.labels[r.key] === r.value && !taken.has(n));
+    const candidates = domainNodes(r.key, r.value).filter((n) => !taken.has(n));
     const nodes = bestFitNodes(free, candidates, r.pods, r.requests, demand.primary) ?? candidates.slice(0, r.pods);
     for (const node of nodes) {
       add(free.get(node)!, r.requests, -1);
