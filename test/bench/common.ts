@@ -16,7 +16,7 @@ import { LocalCluster } from '../cluster/local-cluster.js';
 import { CLIENTS } from '../cluster/pki.js';
 import { repoRoot } from '../cluster/paths.js';
 import { waitFor } from '../cluster/processes.js';
-import { writesBy, type AuditEvent } from '../e2e/audit.js';
+import { auditEvents, writesBy, type AuditEvent } from '../e2e/audit.js';
 import type { E2eContext } from '../e2e/fixture.js';
 import { installCrd, startOperator, type OperatorProcess } from '../e2e/operator-harness.js';
 import { customObjects, getBd, podsOf } from '../e2e/operator-harness.js';
@@ -187,9 +187,7 @@ export function breakdown(events: readonly AuditEvent[]): Array<{ key: string; c
  */
 export function auditTimeline(ctx: E2eContext, from: number, to: number): string {
   const rows = new Map<string, { n: number; failed: number; first: number; last: number }>();
-  for (const line of readFileSync(ctx.cluster.auditLog, 'utf8').split('\n')) {
-    if (!line) continue;
-    const e = JSON.parse(line) as AuditEvent;
+  for (const e of auditEvents(ctx.cluster.auditLog, ctx.namespace)) {
     const t = Date.parse(e.stageTimestamp);
     if (e.stage !== 'ResponseComplete' || e.objectRef?.namespace !== ctx.namespace || t < from || t > to) continue;
     const user = e.user.username.replace(/^system:serviceaccount:kube-system:/, '').replace(/^system:/, '');

@@ -11,8 +11,7 @@
  *
  * The operator is the real CLI process; its RSS (VmRSS, peak VmHWM) and CPU time come from /proc.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -20,7 +19,7 @@ import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { LABELS } from '../../operator/src/groups/labels.js';
 import { NVLINK_DOMAIN_LABEL } from '../cluster/gpu-nodes.js';
-import type { AuditEvent } from '../e2e/audit.js';
+import { auditEvents } from '../e2e/audit.js';
 import type { E2eContext } from '../e2e/fixture.js';
 import { createBd, customObjects, metricValue, testDeployment, type OperatorProcess } from '../e2e/operator-harness.js';
 import {
@@ -40,8 +39,8 @@ const args = yargs(hideBin(process.argv))
 const PODS_PER_GROUP = Math.max(1, args.tp / 8);
 /** Exclusive; a multi-pod group inside one NVLink clique (2 nodes: exactly one group of 2 pods per clique). */
 const PLACEMENT = PODS_PER_GROUP > 1 ? { exclusive: true, topologyKey: NVLINK_DOMAIN_LABEL } : { exclusive: true };
-/** Each shape keeps its own section of RESULTS.md. */
-const SECTION = PODS_PER_GROUP > 1 ? `bench:scale:tp${args.tp}` : 'bench:scale';
+/** Each group shape, and a run with the large wave, keeps its own section of RESULTS.md. */
+const SECTION = `bench:scale${PODS_PER_GROUP > 1 ? `:tp${args.tp}` : ''}${args.large > 0 ? ':large' : ''}`;
 const CLK_TCK = 100; // Linux USER_HZ
 
 interface ProcSample { rssKb: number; hwmKb: number; cpuS: number }
@@ -67,16 +66,9 @@ class RssSampler {
 const mb = (kb: number) => (kb / 1024).toFixed(0);
 
 /** Writes to Node objects completed since `since` (ms), from every audit log of the cluster (rotated ones too). */
-function nodeWrites(logDir: string, since: number): number {
-  let n = 0;
-  for (const f of readdirSync(logDir).filter((x) => x.startsWith('audit') && x.endsWith('.log'))) {
-    for (const line of readFileSync(join(logDir, f), 'utf8').split('\n')) {
-      if (!line.includes('"nodes"')) continue;
-      const e = JSON.parse(line) as AuditEvent;
-      if (e.stage === 'ResponseComplete' && e.objectRef?.resource === 'nodes' && Date.parse(e.stageTimestamp) >= since) n++;
-    }
-  }
-  return n;
+function nodeWrites(auditLog: string, since: number): number {
+  return auditEvents(auditLog, '"nodes"')
+    .filter((e) => e.stage === 'ResponseComplete' && e.objectRef?.resource === 'nodes' && Date.parse(e.stageTimestamp) >= since).length;
 }
 
 async function listBds(ctx: E2eContext): Promise<BloomDeployment[]> {
@@ -167,7 +159,7 @@ async function main(): Promise<void> {
     const cpuPerMin = await idleCpuPerMinute(operator.process.pid);
     const after = procSample(operator.process.pid);
     const heap = (await metricValue(operator, 'nodejs_heap_size_used_bytes')) ?? NaN;
-    const nodeEvents = nodeWrites(cluster.logDir, t);
+    const nodeEvents = nodeWrites(cluster.auditLog, t);
     idle = { cpuPerMin, rssKb: after.rssKb, heapMb: heap / 2 ** 20, nodeEvents, groups: fleetGroups };
     log(`idle: ${idle.cpuPerMin.toFixed(3)} CPU s per minute, RSS ${mb(idle.rssKb)} MB`);
 
@@ -179,7 +171,7 @@ async function main(): Promise<void> {
 
   const v = versions();
   const row = (w: Wave) => `| ${w.name} | ${w.deployments} x ${w.groups} | ${w.deployments * w.groups * PODS_PER_GROUP} | ${sec(w.readyMs)} | ${w.recreated} | ${(w.writes / (w.deployments * w.groups)).toFixed(2)} | ${mb(w.rssPeakKb)} |`;
-  const md = `## Scale: many deployments at once${PODS_PER_GROUP > 1 ? `, multi-pod groups (TP=${args.tp})` : ''} (\`npm run bench:scale\`)
+  const md = `## Scale: many deployments at once${PODS_PER_GROUP > 1 ? `, multi-pod groups (TP=${args.tp})` : ''}${args.large > 0 ? `, with a large wave of ${args.large} groups` : ''} (\`npm run bench:scale\`)
 
 | | |
 |---|---|
