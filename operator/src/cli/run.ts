@@ -4,7 +4,7 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { BloomController } from '../controller/controller.js';
-import { withRequestTimeout } from '../kube/request-timeout.js';
+import { apiKubeConfig } from '../kube/api-kubeconfig.js';
 import { LeaderElector } from '../leader/lease.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { createOperatorMetrics, setLeader } from '../metrics/metrics.js';
@@ -44,7 +44,7 @@ export function loadKubeConfig(file: string | undefined): KubeConfig {
 
 export async function run(options: RunOptions): Promise<void> {
   const log = createLogger(options.logLevel);
-  const kubeConfig = withRequestTimeout(loadKubeConfig(options.kubeconfig), options.requestTimeoutSeconds * 1000);
+  const kubeConfig = apiKubeConfig(loadKubeConfig(options.kubeconfig), options.requestTimeoutSeconds * 1000);
   const metrics = createOperatorMetrics();
   const controller = new BloomController({
     kubeConfig, log, metrics, identity: options.identity, workers: options.workers, clusterDomain: options.clusterDomain, watchNodes: options.watchNodes, manageDisruptionBudgets: options.manageDisruptionBudgets,
