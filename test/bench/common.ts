@@ -12,7 +12,7 @@ import { CoreV1Api, PatchStrategy, PolicyV1Api, Watch, setHeaderOptions, type V1
 import { API_GROUP, API_VERSION, PLURAL } from '../../operator/src/api/constants.js';
 import type { BloomDeployment } from '../../operator/src/api/types.js';
 import { LABELS } from '../../operator/src/groups/labels.js';
-import { LocalCluster } from '../cluster/local-cluster.js';
+import { LocalCluster, type UpOptions } from '../cluster/local-cluster.js';
 import { CLIENTS } from '../cluster/pki.js';
 import { repoRoot } from '../cluster/paths.js';
 import { waitFor } from '../cluster/processes.js';
@@ -27,11 +27,11 @@ export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePa
 export const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
 
 /** The benchmarks' own control plane (never the e2e tests' one): .cluster/bench, started fresh. */
-export async function benchCluster(nodes: number): Promise<LocalCluster> {
+export async function benchCluster(nodes: number, options: Pick<UpOptions, 'nodeMonitorGraceSeconds'> = {}): Promise<LocalCluster> {
   const cluster = new LocalCluster(join(repoRoot(), '.cluster', 'bench'));
   await cluster.down(); // a leftover from an interrupted run would otherwise be reused as is
   const t0 = Date.now();
-  await cluster.up({ nodes, gpusPerNode: 8, log: (l) => log(`[cluster] ${l}`) });
+  await cluster.up({ nodes, gpusPerNode: 8, ...options, log: (l) => log(`[cluster] ${l}`) });
   log(`cluster with ${nodes} fake 8-GPU nodes up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return cluster;
 }

@@ -12,6 +12,12 @@ export interface UpOptions {
   /** Fake GPU nodes to create (default 4). */
   nodes?: number;
   gpusPerNode?: number;
+  /**
+   * kube-controller-manager's --node-monitor-grace-period (default 40 s, a kubelet's). Past a few hundred
+   * simulated nodes on 2 cores its lease informer falls further behind than that during a burst: it then
+   * marks healthy nodes' pods NotReady, and kwok, unlike a kubelet, never reports them Ready again.
+   */
+  nodeMonitorGraceSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -101,7 +107,7 @@ export class LocalCluster {
     start('kube-apiserver', this.apiserverArgs(ports));
     await waitFor('kube-apiserver /readyz (see ' + join(this.logDir, 'kube-apiserver.log') + ')', () => this.apiserverReady(), 90_000, 250);
     log(`kube-apiserver ready at ${server} after ${Date.now() - t0} ms`);
-    start('kube-controller-manager', this.controllerManagerArgs());
+    start('kube-controller-manager', this.controllerManagerArgs(options.nodeMonitorGraceSeconds ?? 40));
     start('kube-scheduler', ['--kubeconfig', this.kubeconfigFor('scheduler'), '--leader-elect=false', '--secure-port=0', `--feature-gates=${SCHEDULING_GATES}`, '--v=1']);
     start('kwok', [
       '--kubeconfig', this.kubeconfigFor('kwok'), '--manage-all-nodes=false',
@@ -212,13 +218,13 @@ export class LocalCluster {
     ];
   }
 
-  private controllerManagerArgs(): string[] {
+  private controllerManagerArgs(nodeMonitorGraceSeconds: number): string[] {
     const pki = this.pkiDir;
     return [
       '--kubeconfig', this.kubeconfigFor('controllerManager'), '--leader-elect=false', '--secure-port=0',
       `--service-account-private-key-file=${join(pki, 'sa.key')}`, `--root-ca-file=${join(pki, 'ca.crt')}`,
       '--use-service-account-credentials=true', '--controllers=*',
-      '--node-monitor-grace-period=40s', `--feature-gates=${SCHEDULING_GATES}`, '--v=1',
+      `--node-monitor-grace-period=${nodeMonitorGraceSeconds}s`, `--feature-gates=${SCHEDULING_GATES}`, '--v=1',
     ];
   }
 
